@@ -1,0 +1,131 @@
+// Package config reads Tollgate's settings from the environment once, at
+// start, and the optional declarative file of providers, models and teams.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config holds every setting. Zero values never reach the apps: Load fills
+// defaults and rejects bad values naming the variable.
+type Config struct {
+	DatabaseURL string
+	RedisURL    string
+	MasterKey   string
+	SecretKey   string
+	ConfigFile  string
+
+	GatewayAddr string
+	AdminAddr   string
+	MockAddr    string
+
+	AutoMigrate         bool
+	MaxRequestBodyBytes int64
+	UpstreamTimeout     time.Duration
+	SpendFlushInterval  time.Duration
+	ShutdownTimeout     time.Duration
+
+	LogLevel  slog.Level
+	LogFormat string // text or json
+}
+
+// Load reads the environment through getenv (os.Getenv in production).
+func Load(getenv func(string) string) (*Config, error) {
+	e := env{get: getenv}
+	c := &Config{
+		DatabaseURL:         e.str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tollgate?sslmode=disable"),
+		RedisURL:            e.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		MasterKey:           e.str("TOLLGATE_MASTER_KEY", ""),
+		SecretKey:           e.str("TOLLGATE_SECRET_KEY", ""),
+		ConfigFile:          e.str("TOLLGATE_CONFIG_FILE", ""),
+		GatewayAddr:         e.str("TOLLGATE_GATEWAY_ADDR", ":4000"),
+		AdminAddr:           e.str("TOLLGATE_ADMIN_ADDR", ":8080"),
+		MockAddr:            e.str("TOLLGATE_MOCK_ADDR", ":9090"),
+		AutoMigrate:         e.boolean("TOLLGATE_AUTO_MIGRATE", true),
+		MaxRequestBodyBytes: e.int("TOLLGATE_MAX_REQUEST_BODY_BYTES", 10<<20),
+		UpstreamTimeout:     e.duration("TOLLGATE_UPSTREAM_TIMEOUT", 10*time.Minute),
+		SpendFlushInterval:  e.duration("TOLLGATE_SPEND_FLUSH_INTERVAL", time.Second),
+		ShutdownTimeout:     e.duration("TOLLGATE_SHUTDOWN_TIMEOUT", 30*time.Second),
+		LogFormat:           e.str("TOLLGATE_LOG_FORMAT", "text"),
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(e.str("TOLLGATE_LOG_LEVEL", "info"))); err != nil {
+		e.fail("TOLLGATE_LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		e.fail("TOLLGATE_LOG_FORMAT", "must be text or json")
+	}
+	if c.MaxRequestBodyBytes <= 0 {
+		e.fail("TOLLGATE_MAX_REQUEST_BODY_BYTES", "must be positive")
+	}
+	if c.MasterKey != "" && len(c.MasterKey) < 8 {
+		e.fail("TOLLGATE_MASTER_KEY", "must be at least 8 characters")
+	}
+	if len(e.errs) > 0 {
+		return nil, fmt.Errorf("configuration: %s", strings.Join(e.errs, "; "))
+	}
+	return c, nil
+}
+
+// Logger builds the process logger from the settings.
+func (c *Config) Logger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+type env struct {
+	get  func(string) string
+	errs []string
+}
+
+func (e *env) fail(name, msg string) { e.errs = append(e.errs, name+" "+msg) }
+
+func (e *env) str(name, def string) string {
+	if v := strings.TrimSpace(e.get(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *env) boolean(name string, def bool) bool {
+	v := e.get(name)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(name, fmt.Sprintf("must be true or false (got %q)", v))
+	}
+	return b
+}
+
+func (e *env) int(name string, def int64) int64 {
+	v := e.get(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		e.fail(name, fmt.Sprintf("must be a whole number (got %q)", v))
+	}
+	return n
+}
+
+func (e *env) duration(name string, def time.Duration) time.Duration {
+	v := e.get(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		e.fail(name, fmt.Sprintf("must be a positive duration such as 30s or 5m (got %q)", v))
+	}
+	return d
+}

@@ -1,0 +1,48 @@
+package gateway
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the gateway's Prometheus series.
+type Metrics struct {
+	Registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	tokens   *prometheus.CounterVec
+	cost     *prometheus.CounterVec
+	queued   prometheus.GaugeFunc
+	inFlight prometheus.Gauge
+}
+
+// NewMetrics registers the series on a fresh registry; queued reports the
+// spend logs waiting to be written.
+func NewMetrics(queued func() float64) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_requests_total", Help: "LLM API requests by model, team, endpoint and HTTP status.",
+		}, []string{"model", "team", "endpoint", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tollgate_request_duration_seconds", Help: "Time from request to the end of the answer.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"model", "endpoint"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_tokens_total", Help: "Tokens by model, team and direction (input or output).",
+		}, []string{"model", "team", "direction"}),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_cost_usd_total", Help: "Cost in USD by model and team.",
+		}, []string{"model", "team"}),
+		queued: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_spend_logs_queued", Help: "Spend logs waiting to be written to PostgreSQL.",
+		}, queued),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tollgate_requests_in_flight", Help: "LLM API requests being served now.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.tokens, m.cost, m.queued, m.inFlight,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

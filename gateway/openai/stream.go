@@ -1,0 +1,96 @@
+package openai
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+)
+
+// StreamCopier passes an SSE stream through event by event, flushing each
+// one at once, and watches for the usage chunk.
+type StreamCopier struct {
+	// DropUsageChunk hides the final usage-only chunk, for callers that did
+	// not ask for it (the gateway asks upstream anyway to price the call).
+	DropUsageChunk bool
+
+	Usage    Usage
+	HasUsage bool
+	Chunks   int // content chunks seen, a fallback measure of output
+	Done     bool
+}
+
+var (
+	dataPrefix = []byte("data:")
+	doneMarker = []byte("[DONE]")
+	usageKey   = []byte(`"usage"`)
+)
+
+// Copy reads events from upstream and writes them to w, calling flush after
+// each. It returns when upstream ends or a read/write fails.
+func (c *StreamCopier) Copy(w io.Writer, flush func(), upstream io.Reader) error {
+	r := bufio.NewReaderSize(upstream, 32*1024)
+	var event bytes.Buffer
+	midLine := false
+	for {
+		line, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A line longer than the buffer: keep it whole.
+			event.Write(line)
+			midLine = true
+			continue
+		}
+		event.Write(line)
+		blank := !midLine && len(bytes.TrimSpace(line)) == 0
+		midLine = false
+		if (blank && event.Len() > 0) || (err != nil && event.Len() > 0) {
+			if c.keep(event.Bytes()) {
+				if _, werr := w.Write(event.Bytes()); werr != nil {
+					return werr
+				}
+				flush()
+			}
+			event.Reset()
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// keep inspects one event and says whether to pass it on.
+func (c *StreamCopier) keep(event []byte) bool {
+	for _, line := range bytes.Split(event, []byte("\n")) {
+		data, ok := bytes.CutPrefix(bytes.TrimSpace(line), dataPrefix)
+		if !ok {
+			continue
+		}
+		data = bytes.TrimSpace(data)
+		if bytes.Equal(data, doneMarker) {
+			c.Done = true
+			continue
+		}
+		c.Chunks++
+		if !bytes.Contains(data, usageKey) {
+			continue
+		}
+		var chunk struct {
+			Choices []json.RawMessage `json:"choices"`
+			Usage   *Usage            `json:"usage"`
+		}
+		if json.Unmarshal(data, &chunk) != nil || chunk.Usage == nil {
+			continue
+		}
+		c.Usage, c.HasUsage = *chunk.Usage, true
+		if len(chunk.Choices) == 0 {
+			c.Chunks--
+			if c.DropUsageChunk {
+				return false
+			}
+		}
+	}
+	return true
+}

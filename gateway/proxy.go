@@ -1,0 +1,259 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"regexp"
+	"time"
+
+	"tollgate/gateway/openai"
+	"tollgate/store"
+)
+
+// call is what one LLM request went through, for pricing and the spend log.
+type call struct {
+	id       string
+	start    time.Time
+	ep       endpoint
+	key      *store.Key
+	team     *store.Team
+	req      *llmRequest
+	dep      *Deployment
+	usage    openai.Usage
+	status   int
+	errorMsg string
+	cost     float64
+}
+
+// statusClientClosed marks requests whose caller went away (nginx's 499).
+const statusClientClosed = 499
+
+const maxAnswerBytes = 64 << 20
+
+func (s *Server) llmHandler(ep endpoint) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.metrics.inFlight.Inc()
+		defer s.metrics.inFlight.Dec()
+		c := &call{id: requestID(r.Context()), start: time.Now(), ep: ep, status: http.StatusOK}
+		if err := s.serve(w, r, c); err != nil {
+			c.status, c.errorMsg = err.Status, err.Message
+			if err.Status != statusClientClosed {
+				writeError(w, err)
+			}
+		}
+		s.account(c)
+	})
+}
+
+// serve runs the stages of one request, top to bottom.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) *apiError {
+	var aerr *apiError
+	if c.key, c.team, aerr = s.authenticate(r); aerr != nil {
+		return aerr
+	}
+	if c.req, aerr = readRequest(w, r, c.ep, s.opts.MaxBodyBytes); aerr != nil {
+		return aerr
+	}
+	deployments := s.cache.Deployments(c.req.model)
+	if len(deployments) == 0 {
+		return modelNotFound(fmt.Sprintf("The model %q does not exist or has no enabled deployment. GET /v1/models lists the models your key may use.", c.req.model))
+	}
+	if !CanUseModel(c.key, c.team, c.req.model) {
+		return forbidden(fmt.Sprintf("This key may not use model %q. GET /v1/models lists the models it may use.", c.req.model))
+	}
+	c.dep = pickDeployment(deployments)
+	body, err := c.req.upstreamBody(c.dep)
+	if err != nil {
+		return badRequest("", "Could not re-encode the request: "+err.Error())
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.UpstreamTimeout)
+	defer cancel()
+	upReq, err := openai.NewRequest(ctx, c.dep.Provider.APIBase, c.ep.path, c.dep.APIKey, body, c.req.stream)
+	if err != nil {
+		return upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Provider %s has an unusable api_base: %v", c.dep.Provider.Name, err))
+	}
+	resp, err := s.client.Do(upReq)
+	if err != nil {
+		return s.transportError(r, c, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return s.upstreamError(w, c, resp)
+	}
+	if c.req.stream && isEventStream(resp) {
+		return s.relayStream(w, r, c, resp)
+	}
+	return s.relayBody(w, r, c, resp)
+}
+
+// pickDeployment chooses among a model's deployments by weight.
+func pickDeployment(ds []*Deployment) *Deployment {
+	if len(ds) == 1 {
+		return ds[0]
+	}
+	total := 0
+	for _, d := range ds {
+		total += d.Weight
+	}
+	n := rand.IntN(total)
+	for _, d := range ds {
+		if n -= d.Weight; n < 0 {
+			return d
+		}
+	}
+	return ds[len(ds)-1]
+}
+
+func isEventStream(resp *http.Response) bool {
+	ct := resp.Header.Get("Content-Type")
+	return len(ct) >= 17 && ct[:17] == "text/event-stream"
+}
+
+// transportError maps a failed upstream round trip: 504 on timeout, 499
+// when the caller left, 502 otherwise.
+func (s *Server) transportError(r *http.Request, c *call, err error) *apiError {
+	if r.Context().Err() != nil {
+		return &apiError{Status: statusClientClosed, Message: "caller closed the connection"}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return upstreamFailed(http.StatusGatewayTimeout, fmt.Sprintf("Provider %s did not answer within %s.", c.dep.Provider.Name, s.opts.UpstreamTimeout))
+	}
+	s.log.Warn("upstream request failed", "request_id", c.id, "provider", c.dep.Provider.Name, "err", err)
+	return upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Could not reach provider %s: %s", c.dep.Provider.Name, redact(errors.Unwrap(err))))
+}
+
+// secretish matches strings that look like credentials, so that a
+// provider's error message never echoes one (OpenAI's 401 quotes the key).
+var secretish = regexp.MustCompile(`(sk|pk|rk|key|AKIA)[-_A-Za-z0-9*]{8,}`)
+
+func redact(err error) string {
+	if err == nil {
+		return "connection failed"
+	}
+	return secretish.ReplaceAllString(err.Error(), "[redacted]")
+}
+
+// upstreamError turns a provider's error answer into the caller's.
+func (s *Server) upstreamError(w http.ResponseWriter, c *call, resp *http.Response) *apiError {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	msg := secretish.ReplaceAllString(openai.ErrorMessage(body), "[redacted]")
+	name := c.dep.Provider.Name
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Provider %s rejected the gateway's credential (HTTP %d); an admin should check that provider's API key.", name, resp.StatusCode))
+	case resp.StatusCode == http.StatusTooManyRequests:
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
+		return &apiError{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "rate_limit_exceeded",
+			Message: fmt.Sprintf("Provider %s is rate limiting: %s", name, msg)}
+	case resp.StatusCode >= 400 && resp.StatusCode < 500:
+		return &apiError{Status: resp.StatusCode, Type: "invalid_request_error", Code: "upstream_invalid_request",
+			Message: fmt.Sprintf("Provider %s refused the request: %s", name, msg)}
+	}
+	return upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Provider %s answered HTTP %d: %s", name, resp.StatusCode, msg))
+}
+
+func (s *Server) setAnswerHeaders(w http.ResponseWriter, c *call) {
+	h := w.Header()
+	h.Set("X-Tollgate-Model", c.dep.UpstreamModel)
+	h.Set("X-Tollgate-Provider", c.dep.Provider.Name)
+}
+
+// relayBody passes a whole answer through, with its cost in a header.
+func (s *Server) relayBody(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response) *apiError {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return s.transportError(r, c, err)
+	}
+	usage, ok := openai.UsageOf(body)
+	if !ok {
+		usage = estimateUsage(c.req.size, 0)
+	}
+	c.usage, c.cost = usage, Cost(usage, &c.dep.ModelSpec)
+	s.setAnswerHeaders(w, c)
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.Header().Set("X-Tollgate-Cost", formatCost(c.cost))
+	w.WriteHeader(resp.StatusCode)
+	w.Write(body)
+	return nil
+}
+
+// relayStream passes server-sent events through as they arrive. The cost
+// is known only at the end, so it goes in a trailer.
+func (s *Server) relayStream(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response) *apiError {
+	h := w.Header()
+	s.setAnswerHeaders(w, c)
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("Trailer", "X-Tollgate-Cost")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	copier := openai.StreamCopier{DropUsageChunk: !c.req.includeUsage}
+	err := copier.Copy(w, func() { rc.Flush() }, resp.Body)
+	if copier.HasUsage {
+		c.usage = copier.Usage
+	} else {
+		c.usage = estimateUsage(c.req.size, copier.Chunks)
+	}
+	c.cost = Cost(c.usage, &c.dep.ModelSpec)
+	h.Set("X-Tollgate-Cost", formatCost(c.cost))
+	switch {
+	case err != nil && r.Context().Err() != nil:
+		c.status, c.errorMsg = statusClientClosed, "caller closed the connection mid-stream"
+	case err != nil:
+		c.status, c.errorMsg = http.StatusBadGateway, "stream from provider broke off: "+redact(err)
+	}
+	return nil
+}
+
+// account records the request in metrics and, once a deployment was
+// chosen (the provider was or would have been called), in the spend log.
+func (s *Server) account(c *call) {
+	model, team := "", ""
+	if c.req != nil {
+		model = c.req.model
+	}
+	if c.team != nil {
+		team = c.team.Name
+	}
+	status := fmt.Sprint(c.status)
+	s.metrics.requests.WithLabelValues(model, team, c.ep.name, status).Inc()
+	if c.dep == nil {
+		return
+	}
+	latency := time.Since(c.start)
+	s.metrics.latency.WithLabelValues(model, c.ep.name).Observe(latency.Seconds())
+	s.metrics.tokens.WithLabelValues(model, team, "input").Add(float64(c.usage.PromptTokens))
+	s.metrics.tokens.WithLabelValues(model, team, "output").Add(float64(c.usage.CompletionTokens))
+	s.metrics.cost.WithLabelValues(model, team).Add(c.cost)
+	outcome := store.StatusSuccess
+	if c.status >= 400 {
+		outcome = store.StatusFailure
+	}
+	depID := c.dep.ID
+	s.spend.Add(store.SpendLog{
+		RequestID:    c.id,
+		CreatedAt:    c.start,
+		KeyID:        &c.key.ID,
+		TeamID:       c.key.TeamID,
+		UserID:       c.key.UserID,
+		Model:        model,
+		Provider:     c.dep.Provider.Name,
+		DeploymentID: &depID,
+		Endpoint:     c.ep.name,
+		InputTokens:  c.usage.PromptTokens,
+		OutputTokens: c.usage.CompletionTokens,
+		Cost:         c.cost,
+		LatencyMS:    latency.Milliseconds(),
+		Status:       outcome,
+		StatusCode:   c.status,
+		Error:        c.errorMsg,
+	})
+}

@@ -1,0 +1,136 @@
+// Package gateway is the OpenAI-compatible hot path: authenticate the
+// virtual key, authorize the model, route to a deployment, stream the
+// answer through, price it and queue the spend log.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"tollgate/store"
+)
+
+// Options tune the hot path.
+type Options struct {
+	MaxBodyBytes    int64
+	UpstreamTimeout time.Duration
+}
+
+// Server serves the gateway API.
+type Server struct {
+	st      *store.Store
+	rdb     *redis.Client
+	cache   *Cache
+	spend   *SpendWriter
+	metrics *Metrics
+	client  *http.Client
+	opts    Options
+	log     *slog.Logger
+}
+
+// New wires a gateway server from its parts.
+func New(st *store.Store, rdb *redis.Client, cache *Cache, spend *SpendWriter, opts Options, log *slog.Logger) *Server {
+	return &Server{
+		st: st, rdb: rdb, cache: cache, spend: spend, opts: opts, log: log,
+		metrics: NewMetrics(func() float64 { return float64(spend.Queued()) }),
+		client:  &http.Client{Transport: newTransport()},
+	}
+}
+
+// newTransport keeps many warm connections per provider host: the gateway
+// talks to few hosts, very often.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Handler returns the gateway's routes.
+func (s *Server) Handler() http.Handler {
+	r := mux.NewRouter()
+	for _, prefix := range []string{"/v1", ""} {
+		r.Handle(prefix+"/chat/completions", s.llmHandler(endpointChat)).Methods(http.MethodPost)
+		r.Handle(prefix+"/completions", s.llmHandler(endpointCompletions)).Methods(http.MethodPost)
+		r.Handle(prefix+"/embeddings", s.llmHandler(endpointEmbeddings)).Methods(http.MethodPost)
+		r.HandleFunc(prefix+"/models", s.listModels).Methods(http.MethodGet)
+	}
+	r.HandleFunc("/health/liveliness", s.liveliness).Methods(http.MethodGet)
+	r.HandleFunc("/health/liveness", s.liveliness).Methods(http.MethodGet)
+	r.HandleFunc("/health/readiness", s.readiness).Methods(http.MethodGet)
+	r.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found",
+			Message: "Unknown path " + r.URL.Path + "; the gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models."})
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed",
+			Message: r.Method + " is not allowed on " + r.URL.Path})
+	})
+	return withRequestID(r)
+}
+
+type ctxKey struct{}
+
+// withRequestID gives every response an x-request-id. The gateway always
+// mints its own: the id keys the spend log, so callers must not choose it.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := newRequestID()
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+	})
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+func (s *Server) liveliness(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readiness(w http.ResponseWriter, r *http.Request) {
+	writeReadiness(w, r.Context(), s.st, s.rdb)
+}
+
+// writeReadiness reports whether PostgreSQL and Redis answer.
+func writeReadiness(w http.ResponseWriter, ctx context.Context, st *store.Store, rdb *redis.Client) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	status, body := http.StatusOK, map[string]string{"status": "ok", "postgres": "ok", "redis": "ok"}
+	if err := st.Ping(ctx); err != nil {
+		status, body["status"], body["postgres"] = http.StatusServiceUnavailable, "unavailable", "unreachable"
+	}
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		status, body["status"], body["redis"] = http.StatusServiceUnavailable, "unavailable", "unreachable"
+	}
+	writeJSON(w, status, body)
+}
+
+// Readiness is the same check, for the admin app.
+func Readiness(st *store.Store, rdb *redis.Client) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { writeReadiness(w, r.Context(), st, rdb) }
+}

@@ -1,0 +1,166 @@
+package mockllm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+const (
+	typeInvalidRequest = "invalid_request_error"
+	typeServerError    = "server_error"
+
+	maxBodyBytes = 8 << 20
+)
+
+// apiError is an OpenAI error. Empty Param and Code go on the wire as null,
+// as OpenAI sends them.
+type apiError struct {
+	Status  int
+	Message string
+	Type    string
+	Param   string
+	Code    string
+}
+
+func badRequest(param, code, message string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Message: message, Type: typeInvalidRequest, Param: param, Code: code}
+}
+
+func missingParam(param string) *apiError {
+	return badRequest(param, "missing_required_parameter", fmt.Sprintf("Missing required parameter: '%s'.", param))
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	type body struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    *string `json:"code"`
+	}
+	writeJSON(w, e.Status, map[string]body{"error": {
+		Message: e.Message,
+		Type:    e.Type,
+		Param:   nullable(e.Param),
+		Code:    nullable(e.Code),
+	}})
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do then
+}
+
+// decodeBody reads a JSON request body, mapping failures to the 400s OpenAI
+// gives: type mismatches name the field, syntax errors have a null param.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) *apiError {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return &apiError{Status: http.StatusRequestEntityTooLarge, Message: "Request body too large.", Type: typeInvalidRequest}
+		}
+		return badRequest("", "", "Could not read the request body.")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		if typeErr, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && typeErr.Field != "" {
+			return badRequest(typeErr.Field, "invalid_type", fmt.Sprintf("Invalid type for '%s'.", typeErr.Field))
+		}
+		return badRequest("", "", "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.")
+	}
+	return nil
+}
+
+// streamSSE writes events as OpenAI-style server-sent events, flushing each
+// one, then the [DONE] sentinel. The first event waits delay/2 (time to first
+// token) and the rest of delay is spread over the remaining events. It stops
+// as soon as the client goes away.
+func streamSSE[T any](w http.ResponseWriter, r *http.Request, delay time.Duration, events []T) {
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+
+	first := delay / 2
+	var gap time.Duration
+	if len(events) > 1 {
+		gap = (delay - first) / time.Duration(len(events)-1)
+	}
+	send := func(data []byte) bool {
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
+			return false
+		}
+		err := rc.Flush()
+		return err == nil || errors.Is(err, http.ErrNotSupported)
+	}
+	for i, ev := range events {
+		wait := gap
+		if i == 0 {
+			wait = first
+		}
+		if !sleep(r.Context(), wait) {
+			return
+		}
+		data, err := json.Marshal(ev)
+		if err != nil || !send(data) {
+			return
+		}
+	}
+	send([]byte("[DONE]"))
+}
+
+// usage is the OpenAI token accounting object.
+type usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+// modelIDs are the models advertised by /v1/models; requests may still name
+// any model.
+var modelIDs = []string{"mock-gpt", "mock-small", "mock-embed"}
+
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+func newModel(id string) modelObject {
+	return modelObject{ID: id, Object: "model", Created: 1700000000, OwnedBy: "mockllm"}
+}
+
+func listModels(w http.ResponseWriter, _ *http.Request) {
+	data := make([]modelObject, len(modelIDs))
+	for i, id := range modelIDs {
+		data[i] = newModel(id)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+func getModel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	for _, known := range modelIDs {
+		if id == known {
+			writeJSON(w, http.StatusOK, newModel(id))
+			return
+		}
+	}
+	writeError(w, &apiError{
+		Status:  http.StatusNotFound,
+		Message: fmt.Sprintf("The model '%s' does not exist", id),
+		Type:    typeInvalidRequest,
+		Param:   "model",
+		Code:    "model_not_found",
+	})
+}

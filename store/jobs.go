@@ -1,0 +1,31 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// ClaimJobRun records that job runs for tick; it returns false when another
+// replica already claimed that tick, so each tick runs exactly once.
+func (s *Store) ClaimJobRun(ctx context.Context, job string, tick time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO job_runs (job, tick) VALUES ($1, $2) ON CONFLICT DO NOTHING`, job, tick)
+	if err != nil {
+		return false, fmt.Errorf("claim job %s: %w", job, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// FinishJobRun records how a claimed run ended.
+func (s *Store) FinishJobRun(ctx context.Context, job string, tick time.Time, runErr error) error {
+	msg := ""
+	if runErr != nil {
+		msg = runErr.Error()
+	}
+	_, err := s.db.ExecContext(ctx, `UPDATE job_runs SET finished_at = now(), error = $3 WHERE job = $1 AND tick = $2`, job, tick, msg)
+	if err != nil {
+		return fmt.Errorf("finish job %s: %w", job, err)
+	}
+	return nil
+}

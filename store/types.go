@@ -1,0 +1,261 @@
+package store
+
+import (
+	"database/sql/driver"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// JSON is a jsonb column holding an object; it scans a copy of the bytes.
+type JSON json.RawMessage
+
+// Value implements driver.Valuer.
+func (j JSON) Value() (driver.Value, error) {
+	if len(j) == 0 {
+		return []byte("{}"), nil
+	}
+	return []byte(j), nil
+}
+
+// Scan implements sql.Scanner.
+func (j *JSON) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*j = nil
+	case []byte:
+		*j = append((*j)[:0:0], v...)
+	case string:
+		*j = JSON(v)
+	default:
+		return fmt.Errorf("scan jsonb from %T", src)
+	}
+	return nil
+}
+
+// MarshalJSON writes the raw object ({} when empty).
+func (j JSON) MarshalJSON() ([]byte, error) {
+	if len(j) == 0 {
+		return []byte("{}"), nil
+	}
+	return []byte(j), nil
+}
+
+// UnmarshalJSON keeps the raw bytes; null becomes empty.
+func (j *JSON) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*j = nil
+		return nil
+	}
+	*j = append((*j)[:0:0], b...)
+	return nil
+}
+
+// NullJSON is a nullable jsonb column; empty marshals as null.
+type NullJSON []byte
+
+// Scan implements sql.Scanner.
+func (j *NullJSON) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*j = nil
+	case []byte:
+		*j = append((*j)[:0:0], v...)
+	case string:
+		*j = NullJSON(v)
+	default:
+		return fmt.Errorf("scan jsonb from %T", src)
+	}
+	return nil
+}
+
+// Value implements driver.Valuer.
+func (j NullJSON) Value() (driver.Value, error) {
+	if len(j) == 0 {
+		return nil, nil
+	}
+	return []byte(j), nil
+}
+
+// MarshalJSON writes the raw value or null.
+func (j NullJSON) MarshalJSON() ([]byte, error) {
+	if len(j) == 0 {
+		return []byte("null"), nil
+	}
+	return []byte(j), nil
+}
+
+// Provider types Tollgate knows. Only the OpenAI wire format is served so
+// far; the others are accepted so credentials can be stored ahead.
+var ProviderTypes = []string{"openai", "azure", "anthropic", "bedrock", "vertex", "gemini", "mistral", "groq", "cohere", "openai_compatible", "ollama", "mock"}
+
+// ProviderSpec is the writable part of a provider credential.
+type ProviderSpec struct {
+	Name    string `db:"name" json:"name"`
+	Type    string `db:"type" json:"type"`
+	APIBase string `db:"api_base" json:"api_base"`
+	Config  JSON   `db:"config" json:"config"`
+}
+
+// Provider is a stored credential. The sealed API key never leaves the
+// store in JSON; callers see only a hint.
+type Provider struct {
+	ID string `db:"id" json:"id"`
+	ProviderSpec
+	APIKeySealed []byte    `db:"api_key_enc" json:"-"`
+	APIKeyHint   string    `db:"api_key_hint" json:"api_key_hint"`
+	HasAPIKey    bool      `db:"-" json:"has_api_key"`
+	CreatedAt    time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt    time.Time `db:"updated_at" json:"updated_at"`
+}
+
+// ModelSpec is the writable part of a deployment.
+type ModelSpec struct {
+	ModelName            string  `db:"model_name" json:"model_name"`
+	ProviderID           string  `db:"provider_id" json:"provider_id"`
+	UpstreamModel        string  `db:"upstream_model" json:"upstream_model"`
+	InputCostPerMillion  float64 `db:"input_cost_per_million" json:"input_cost_per_million"`
+	OutputCostPerMillion float64 `db:"output_cost_per_million" json:"output_cost_per_million"`
+	RPMLimit             *int64  `db:"rpm_limit" json:"rpm_limit"`
+	TPMLimit             *int64  `db:"tpm_limit" json:"tpm_limit"`
+	Weight               int     `db:"weight" json:"weight"`
+	ContextWindow        *int64  `db:"context_window" json:"context_window"`
+	Params               JSON    `db:"params" json:"params"`
+	Enabled              bool    `db:"enabled" json:"enabled"`
+}
+
+// Model is one deployment of a public model name on a provider.
+type Model struct {
+	ID string `db:"id" json:"id"`
+	ModelSpec
+	CreatedAt time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt time.Time `db:"updated_at" json:"updated_at"`
+}
+
+// TeamSpec is the writable part of a team.
+type TeamSpec struct {
+	Name           string         `db:"name" json:"name"`
+	Models         pq.StringArray `db:"models" json:"models"`
+	MaxBudget      *float64       `db:"max_budget" json:"max_budget"`
+	SoftBudget     *float64       `db:"soft_budget" json:"soft_budget"`
+	BudgetDuration *string        `db:"budget_duration" json:"budget_duration"`
+	RPMLimit       *int64         `db:"rpm_limit" json:"rpm_limit"`
+	TPMLimit       *int64         `db:"tpm_limit" json:"tpm_limit"`
+	Blocked        bool           `db:"blocked" json:"blocked"`
+	Metadata       JSON           `db:"metadata" json:"metadata"`
+}
+
+// Team is a cost center: its name is the billing business-unit id.
+type Team struct {
+	ID string `db:"id" json:"id"`
+	TeamSpec
+	Spend     float64   `db:"spend" json:"spend"`
+	CreatedAt time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt time.Time `db:"updated_at" json:"updated_at"`
+}
+
+// Roles a user may hold.
+const (
+	RoleAdmin   = "admin"
+	RoleFinance = "finance"
+	RoleMember  = "member"
+)
+
+// UserSpec is the writable part of a user.
+type UserSpec struct {
+	Email string `db:"email" json:"email"`
+	Name  string `db:"name" json:"name"`
+	Role  string `db:"role" json:"role"`
+}
+
+// User is a person who signs in to the dashboard or owns keys.
+type User struct {
+	ID string `db:"id" json:"id"`
+	UserSpec
+	Teams     pq.StringArray `db:"teams" json:"teams"`
+	CreatedAt time.Time      `db:"created_at" json:"created_at"`
+	UpdatedAt time.Time      `db:"updated_at" json:"updated_at"`
+}
+
+// Key types.
+const (
+	KeyTypeLLMAPI     = "llm_api"
+	KeyTypeManagement = "management"
+	KeyTypeDefault    = "default"
+)
+
+// KeySpec is the writable part of a virtual key.
+type KeySpec struct {
+	Alias               string         `db:"alias" json:"alias"`
+	TeamID              *string        `db:"team_id" json:"team_id"`
+	UserID              *string        `db:"user_id" json:"user_id"`
+	Models              pq.StringArray `db:"models" json:"models"`
+	KeyType             string         `db:"key_type" json:"key_type"`
+	MaxBudget           *float64       `db:"max_budget" json:"max_budget"`
+	SoftBudget          *float64       `db:"soft_budget" json:"soft_budget"`
+	BudgetDuration      *string        `db:"budget_duration" json:"budget_duration"`
+	RPMLimit            *int64         `db:"rpm_limit" json:"rpm_limit"`
+	TPMLimit            *int64         `db:"tpm_limit" json:"tpm_limit"`
+	MaxParallelRequests *int64         `db:"max_parallel_requests" json:"max_parallel_requests"`
+	ExpiresAt           *time.Time     `db:"expires_at" json:"expires_at"`
+	Blocked             bool           `db:"blocked" json:"blocked"`
+	Metadata            JSON           `db:"metadata" json:"metadata"`
+}
+
+// Key is a virtual key. Only the SHA-256 of its secret is stored.
+type Key struct {
+	ID string `db:"id" json:"id"`
+	KeySpec
+	Hash       string     `db:"key_hash" json:"-"`
+	Hint       string     `db:"key_hint" json:"key_hint"`
+	Spend      float64    `db:"spend" json:"spend"`
+	LastUsedAt *time.Time `db:"last_used_at" json:"last_used_at"`
+	CreatedAt  time.Time  `db:"created_at" json:"created_at"`
+	UpdatedAt  time.Time  `db:"updated_at" json:"updated_at"`
+}
+
+// Expired reports whether the key's expiry has passed at now.
+func (k *Key) Expired(now time.Time) bool {
+	return k.ExpiresAt != nil && !now.Before(*k.ExpiresAt)
+}
+
+// Spend log statuses.
+const (
+	StatusSuccess = "success"
+	StatusFailure = "failure"
+)
+
+// SpendLog is one request as billed: append-only.
+type SpendLog struct {
+	RequestID    string    `db:"request_id" json:"request_id"`
+	CreatedAt    time.Time `db:"created_at" json:"created_at"`
+	KeyID        *string   `db:"key_id" json:"key_id"`
+	TeamID       *string   `db:"team_id" json:"team_id"`
+	UserID       *string   `db:"user_id" json:"user_id"`
+	Model        string    `db:"model" json:"model"`
+	Provider     string    `db:"provider" json:"provider"`
+	DeploymentID *string   `db:"deployment_id" json:"deployment_id"`
+	Endpoint     string    `db:"endpoint" json:"endpoint"`
+	InputTokens  int64     `db:"input_tokens" json:"input_tokens"`
+	OutputTokens int64     `db:"output_tokens" json:"output_tokens"`
+	Cost         float64   `db:"cost" json:"cost"`
+	LatencyMS    int64     `db:"latency_ms" json:"latency_ms"`
+	Status       string    `db:"status" json:"status"`
+	StatusCode   int       `db:"status_code" json:"status_code"`
+	Error        string    `db:"error" json:"error"`
+	CacheHit     bool      `db:"cache_hit" json:"cache_hit"`
+}
+
+// AuditEntry records one mutation: who, what, when, before and after.
+type AuditEntry struct {
+	ID           int64     `db:"id" json:"id"`
+	CreatedAt    time.Time `db:"created_at" json:"created_at"`
+	Actor        string    `db:"actor" json:"actor"`
+	Action       string    `db:"action" json:"action"`
+	ResourceType string    `db:"resource_type" json:"resource_type"`
+	ResourceID   string    `db:"resource_id" json:"resource_id"`
+	Before       NullJSON  `db:"before" json:"before"`
+	After        NullJSON  `db:"after" json:"after"`
+}

@@ -1,0 +1,149 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+)
+
+const userSelect = `SELECT u.*, array(SELECT m.team_id::text FROM team_members m WHERE m.user_id = u.id ORDER BY m.team_id) AS teams FROM users u`
+
+// UserInput is a user and, optionally, the ids of the teams they belong to.
+type UserInput struct {
+	UserSpec
+	Teams *[]string `json:"teams"`
+}
+
+// setUserTeams replaces the user's team memberships.
+func setUserTeams(ctx context.Context, tx *sqlx.Tx, userID string, teams []string) error {
+	for _, id := range teams {
+		if !isUUID(id) {
+			return invalid("teams", "teams must hold team ids (UUIDs); %q is not one", id)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM team_members WHERE user_id = $1`, userID); err != nil {
+		return fmt.Errorf("clear teams: %w", err)
+	}
+	for _, id := range teams {
+		res, err := tx.ExecContext(ctx, `INSERT INTO team_members (team_id, user_id) SELECT id, $2 FROM teams WHERE id = $1 ON CONFLICT DO NOTHING`, id, userID)
+		if err != nil {
+			return fmt.Errorf("add team: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return invalid("teams", "team %s does not exist", id)
+		}
+	}
+	return nil
+}
+
+func getUser(ctx context.Context, q sqlx.QueryerContext, id string) (*User, error) {
+	var u User
+	if err := sqlx.GetContext(ctx, q, &u, userSelect+` WHERE u.id = $1`, id); err != nil {
+		return nil, mapErr(err, "user "+id)
+	}
+	return &u, nil
+}
+
+// CreateUser stores a new user.
+func (s *Store) CreateUser(ctx context.Context, actor string, in UserInput) (*User, error) {
+	if err := in.UserSpec.Normalize(); err != nil {
+		return nil, err
+	}
+	var u *User
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var id string
+		err := tx.GetContext(ctx, &id, `INSERT INTO users (email, name, role) VALUES ($1, $2, $3) RETURNING id`, in.Email, in.Name, in.Role)
+		if err != nil {
+			return mapErr(err, fmt.Sprintf("user %q", in.Email))
+		}
+		if in.Teams != nil {
+			if err := setUserTeams(ctx, tx, id, *in.Teams); err != nil {
+				return err
+			}
+		}
+		if u, err = getUser(ctx, tx, id); err != nil {
+			return err
+		}
+		return audit(ctx, tx, actor, "user.create", "user", id, nil, u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// GetUser reads one user.
+func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
+	if !isUUID(id) {
+		return nil, fmt.Errorf("user %s: %w", id, ErrNotFound)
+	}
+	return getUser(ctx, s.db, id)
+}
+
+// ListUsers returns a page of users.
+func (s *Store) ListUsers(ctx context.Context, page Page) ([]User, string, error) {
+	rows, next, err := listPage[User](ctx, s, `SELECT * FROM (`+userSelect+`) x`, "created_at", "id", query{}, page)
+	if err != nil {
+		return nil, "", fmt.Errorf("list users: %w", err)
+	}
+	return rows, next, nil
+}
+
+// UpdateUser applies change to the stored user and saves it.
+func (s *Store) UpdateUser(ctx context.Context, actor, id string, change func(*UserInput) error) (*User, error) {
+	if !isUUID(id) {
+		return nil, fmt.Errorf("user %s: %w", id, ErrNotFound)
+	}
+	var u *User
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, id); err != nil {
+			return mapErr(err, "user "+id)
+		}
+		before, err := getUser(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		in := UserInput{UserSpec: before.UserSpec}
+		if err := change(&in); err != nil {
+			return err
+		}
+		if err := in.UserSpec.Normalize(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE users SET email = $2, name = $3, role = $4, updated_at = now() WHERE id = $1`, id, in.Email, in.Name, in.Role)
+		if err != nil {
+			return mapErr(err, fmt.Sprintf("user %q", in.Email))
+		}
+		if in.Teams != nil {
+			if err := setUserTeams(ctx, tx, id, *in.Teams); err != nil {
+				return err
+			}
+		}
+		if u, err = getUser(ctx, tx, id); err != nil {
+			return err
+		}
+		return audit(ctx, tx, actor, "user.update", "user", id, before, u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// DeleteUser removes a user; their keys stay, without an owner.
+func (s *Store) DeleteUser(ctx context.Context, actor, id string) error {
+	if !isUUID(id) {
+		return fmt.Errorf("user %s: %w", id, ErrNotFound)
+	}
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		u, err := getUser(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = $1`, id); err != nil {
+			return mapErr(err, "user "+id)
+		}
+		return audit(ctx, tx, actor, "user.delete", "user", id, u, nil)
+	})
+}
