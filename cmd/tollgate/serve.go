@@ -137,7 +137,9 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 			log.Warn("TOLLGATE_MASTER_KEY is not set: the management API refuses every call")
 		}
 		adm := admin.New(a.st, a.rdb, cfg.MasterKey, log)
-		goRun(func() error { return serveHTTP(runCtx, "admin", cfg.AdminAddr, adm.Handler(), cfg.ShutdownTimeout, log) })
+		goRun(func() error {
+			return serveHTTP(runCtx, "admin", cfg.AdminAddr, adm.Handler(), cfg.ShutdownTimeout, log)
+		})
 	}
 	wg.Wait()
 	close(errs)
@@ -180,7 +182,7 @@ func serveHTTP(ctx context.Context, name, addr string, h http.Handler, grace tim
 // seedDemo declares the demo provider, models and team, makes sure the demo
 // key exists, and tells the user how to call the gateway.
 func seedDemo(ctx context.Context, st *store.Store, cfg *config.Config, log *slog.Logger) error {
-	if err := config.Demo("http://" + loopback(cfg.MockAddr) + "/v1").Apply(ctx, st, log); err != nil {
+	if err := config.Demo("http://"+loopback(cfg.MockAddr)+"/v1").Apply(ctx, st, log); err != nil {
 		return fmt.Errorf("seed demo: %w", err)
 	}
 	secret, err := config.EnsureDemoKey(ctx, st, os.Getenv("TOLLGATE_DEMO_KEY"))
