@@ -46,7 +46,11 @@ func (s *Server) authenticate(r *http.Request) (*store.Key, *store.Team, *apiErr
 	}
 	var team *store.Team
 	if key.TeamID != nil {
-		if team = s.cache.Team(*key.TeamID); team == nil {
+		if team, err = s.cache.Team(r.Context(), *key.TeamID); err != nil {
+			s.log.Error("load team", "request_id", requestID(r.Context()), "err", err)
+			return nil, nil, internalError()
+		}
+		if team == nil {
 			return nil, nil, unauthorized("This API key's team no longer exists.")
 		}
 		if team.Blocked {

@@ -124,8 +124,18 @@ func (c *Cache) Deployments(model string) []*Deployment {
 // ModelNames returns the public model names that have a deployment.
 func (c *Cache) ModelNames() []string { return c.catalog.Load().modelNames }
 
-// Team returns a team by id, or nil.
-func (c *Cache) Team(id string) *store.Team { return c.catalog.Load().teams[id] }
+// Team returns a team by id. A team newer than the snapshot (its NOTIFY
+// still on the way) is read from the store; nil means it does not exist.
+func (c *Cache) Team(ctx context.Context, id string) (*store.Team, error) {
+	if t := c.catalog.Load().teams[id]; t != nil {
+		return t, nil
+	}
+	t, err := c.st.GetTeam(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return t, err
+}
 
 // errUnknownKey means no key has this hash.
 var errUnknownKey = errors.New("unknown key")

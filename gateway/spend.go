@@ -18,6 +18,7 @@ type SpendWriter struct {
 	log      *slog.Logger
 	interval time.Duration
 
+	flushMu sync.Mutex // one flush at a time: a batch is removed only after it is written
 	mu      sync.Mutex
 	pending []store.SpendLog
 	kick    chan struct{}
@@ -87,6 +88,8 @@ func (w *SpendWriter) Start() {
 
 // Flush writes everything queued now, in batches.
 func (w *SpendWriter) Flush(ctx context.Context) error {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
 	for {
 		w.mu.Lock()
 		n := min(len(w.pending), spendBatch)
