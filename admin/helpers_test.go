@@ -202,9 +202,8 @@ func (e *env) auditRows(query string) []obj {
 	return rows
 }
 
-// wantAudit checks that one audit row records action on resourceID by the
-// master key.
-func (e *env) wantAudit(action, resourceType, resourceID string) obj {
+// auditFor lists the audit rows of action on resourceID, newest first.
+func (e *env) auditFor(action, resourceID string) []obj {
 	e.t.Helper()
 	var found []obj
 	for _, a := range e.auditRows("action=" + action) {
@@ -212,6 +211,14 @@ func (e *env) wantAudit(action, resourceType, resourceID string) obj {
 			found = append(found, a)
 		}
 	}
+	return found
+}
+
+// wantAudit checks that one audit row records action on resourceID by the
+// master key.
+func (e *env) wantAudit(action, resourceType, resourceID string) obj {
+	e.t.Helper()
+	found := e.auditFor(action, resourceID)
 	if len(found) != 1 {
 		e.t.Fatalf("%d audit rows for %s on %s, want 1", len(found), action, resourceID)
 	}
