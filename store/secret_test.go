@@ -183,6 +183,7 @@ func TestSecretHint(t *testing.T) {
 		{"prov-upstream-credential-0123456789", "prov-…6789"},
 		{"nodashsecret9876", "…9876"},
 		{"verylongprefix-abcd1234", "…1234"}, // dash too far in: no prefix shown
+		{"token-abcdefgh1234", "…1234"},      // a five-letter prefix is not shown either
 		{"-leading-dash-5678", "…5678"},
 		{"12345678", "…5678"},
 		{"short", "…"},

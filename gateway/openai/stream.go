@@ -48,11 +48,16 @@ func (c *StreamCopier) Copy(w io.Writer, flush func(), upstream io.Reader) error
 				if _, werr := w.Write(event.Bytes()); werr != nil {
 					return werr
 				}
-				flush()
+				// Events already read together go out together; otherwise
+				// each is sent the moment it arrives.
+				if r.Buffered() == 0 {
+					flush()
+				}
 			}
 			event.Reset()
 		}
 		if err == io.EOF {
+			flush()
 			return nil
 		}
 		if err != nil {
