@@ -196,12 +196,15 @@ func seedDemo(ctx context.Context, st *store.Store, cfg *config.Config, log *slo
     admin     http://%s/api/v1
     demo key  %s
 
-  Try it:
-    curl -s %s/v1/chat/completions \
+  Try it (the x-tollgate-cost header says what the call cost, in USD):
+    curl -si %s/v1/chat/completions \
       -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \
       -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello, Tollgate!"}]}'
 
-`, gw, loopback(cfg.AdminAddr), secret, gw, secret)
+  Spend by team so far (master key in .tollgate/demo.env when started by make run):
+    curl -s 'http://%s/api/v1/spend/report?group_by=team' -H "Authorization: Bearer $TOLLGATE_MASTER_KEY"
+
+`, gw, loopback(cfg.AdminAddr), secret, gw, secret, loopback(cfg.AdminAddr))
 	return nil
 }
 
