@@ -138,6 +138,7 @@ func TestUnknownPathAndBadBodies(t *testing.T) {
 		{"not json", `name=x`, "", "not valid JSON"},
 		{"empty", ``, "", "empty"},
 		{"two objects", `{"name":"a"} {"name":"b"}`, "", "one JSON object"},
+		{"array body", `[{"name":"a"}]`, "", "object"},
 		{"unknown field", `{"name":"a","colour":"red"}`, "", "colour"},
 		{"wrong type", `{"name":"a","max_budget":"ten"}`, "max_budget", "max_budget"},
 		{"over 1 MiB", big, "", "1 MiB"},

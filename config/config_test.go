@@ -1,0 +1,135 @@
+package config_test
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"tollgate/config"
+)
+
+// envMap is a getenv backed by a map.
+func envMap(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	// Load must read only through getenv, never the process environment.
+	t.Setenv("TOLLGATE_GATEWAY_ADDR", ":1111")
+	t.Setenv("DATABASE_URL", "postgres://elsewhere/db")
+
+	c, err := config.Load(envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Config{
+		DatabaseURL:         "postgres://postgres@127.0.0.1:5432/tollgate?sslmode=disable",
+		RedisURL:            "redis://127.0.0.1:6379/0",
+		GatewayAddr:         ":4000",
+		AdminAddr:           ":8080",
+		MockAddr:            ":9090",
+		AutoMigrate:         true,
+		MaxRequestBodyBytes: 10 << 20,
+		UpstreamTimeout:     10 * time.Minute,
+		SpendFlushInterval:  time.Second,
+		ShutdownTimeout:     30 * time.Second,
+		LogLevel:            slog.LevelInfo,
+		LogFormat:           "text",
+	}
+	if *c != want {
+		t.Errorf("defaults\n%+v\nwant\n%+v", *c, want)
+	}
+	if c.MaxRequestBodyBytes != 10*1024*1024 {
+		t.Errorf("MaxRequestBodyBytes = %d, want 10 MiB", c.MaxRequestBodyBytes)
+	}
+}
+
+func TestLoadReadsEveryVariable(t *testing.T) {
+	c, err := config.Load(envMap(map[string]string{
+		"DATABASE_URL":                    "postgres://db.internal/tollgate",
+		"REDIS_URL":                       "redis://cache.internal:6379/2",
+		"TOLLGATE_MASTER_KEY":             "sk-master-0123456789",
+		"TOLLGATE_SECRET_KEY":             "00112233",
+		"TOLLGATE_CONFIG_FILE":            "/etc/tollgate.yaml",
+		"TOLLGATE_GATEWAY_ADDR":           "  :4400  ",
+		"TOLLGATE_ADMIN_ADDR":             "127.0.0.1:8880",
+		"TOLLGATE_MOCK_ADDR":              ":9999",
+		"TOLLGATE_AUTO_MIGRATE":           "false",
+		"TOLLGATE_MAX_REQUEST_BODY_BYTES": "1024",
+		"TOLLGATE_UPSTREAM_TIMEOUT":       "90s",
+		"TOLLGATE_SPEND_FLUSH_INTERVAL":   "250ms",
+		"TOLLGATE_SHUTDOWN_TIMEOUT":       "1m",
+		"TOLLGATE_LOG_LEVEL":              "DEBUG",
+		"TOLLGATE_LOG_FORMAT":             "json",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Config{
+		DatabaseURL: "postgres://db.internal/tollgate", RedisURL: "redis://cache.internal:6379/2",
+		MasterKey: "sk-master-0123456789", SecretKey: "00112233", ConfigFile: "/etc/tollgate.yaml",
+		GatewayAddr: ":4400", AdminAddr: "127.0.0.1:8880", MockAddr: ":9999",
+		AutoMigrate: false, MaxRequestBodyBytes: 1024, UpstreamTimeout: 90 * time.Second,
+		SpendFlushInterval: 250 * time.Millisecond, ShutdownTimeout: time.Minute,
+		LogLevel: slog.LevelDebug, LogFormat: "json",
+	}
+	if *c != want {
+		t.Errorf("loaded\n%+v\nwant\n%+v", *c, want)
+	}
+}
+
+func TestLoadRejectsBadValues(t *testing.T) {
+	for _, tc := range []struct{ name, value, wantMsg string }{
+		{"TOLLGATE_UPSTREAM_TIMEOUT", "abc", `must be a positive duration such as 30s or 5m (got "abc")`},
+		{"TOLLGATE_UPSTREAM_TIMEOUT", "0s", "must be a positive duration"},
+		{"TOLLGATE_UPSTREAM_TIMEOUT", "-5s", "must be a positive duration"},
+		{"TOLLGATE_UPSTREAM_TIMEOUT", "30", "must be a positive duration"},
+		{"TOLLGATE_SPEND_FLUSH_INTERVAL", "soon", "must be a positive duration"},
+		{"TOLLGATE_SHUTDOWN_TIMEOUT", "1d", "must be a positive duration"},
+		{"TOLLGATE_MAX_REQUEST_BODY_BYTES", "-1", "must be positive"},
+		{"TOLLGATE_MAX_REQUEST_BODY_BYTES", "0", "must be positive"},
+		{"TOLLGATE_MAX_REQUEST_BODY_BYTES", "10MiB", `must be a whole number (got "10MiB")`},
+		{"TOLLGATE_LOG_LEVEL", "loud", "must be debug, info, warn or error"},
+		{"TOLLGATE_LOG_FORMAT", "xml", "must be text or json"},
+		{"TOLLGATE_AUTO_MIGRATE", "maybe", `must be true or false (got "maybe")`},
+		{"TOLLGATE_MASTER_KEY", "short", "must be at least 8 characters"},
+	} {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			c, err := config.Load(envMap(map[string]string{tc.name: tc.value}))
+			if err == nil {
+				t.Fatalf("Load accepted %s=%q: %+v", tc.name, tc.value, c)
+			}
+			if c != nil {
+				t.Errorf("Load returned a config along with the error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.name+" "+tc.wantMsg) {
+				t.Errorf("error %q does not say %q", msg, tc.name+" "+tc.wantMsg)
+			}
+			// Only the bad variable is blamed.
+			for _, other := range []string{"TOLLGATE_UPSTREAM_TIMEOUT", "TOLLGATE_MAX_REQUEST_BODY_BYTES", "TOLLGATE_LOG_LEVEL", "TOLLGATE_AUTO_MIGRATE", "TOLLGATE_LOG_FORMAT"} {
+				if other != tc.name && strings.Contains(msg, other) {
+					t.Errorf("error %q also blames %s", msg, other)
+				}
+			}
+		})
+	}
+
+	t.Run("every bad variable is reported at once", func(t *testing.T) {
+		_, err := config.Load(envMap(map[string]string{
+			"TOLLGATE_UPSTREAM_TIMEOUT":       "abc",
+			"TOLLGATE_MAX_REQUEST_BODY_BYTES": "-1",
+			"TOLLGATE_LOG_LEVEL":              "loud",
+			"TOLLGATE_AUTO_MIGRATE":           "maybe",
+		}))
+		if err == nil {
+			t.Fatal("Load accepted four bad values")
+		}
+		for _, name := range []string{"TOLLGATE_UPSTREAM_TIMEOUT", "TOLLGATE_MAX_REQUEST_BODY_BYTES", "TOLLGATE_LOG_LEVEL", "TOLLGATE_AUTO_MIGRATE"} {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("error %q does not name %s", err, name)
+			}
+		}
+	})
+}
