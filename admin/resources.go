@@ -144,7 +144,12 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	s.listMembers(w, r)
+	users, err := s.st.TeamMembers(r.Context(), pathID(r))
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, listResponse[store.User]{Data: users})
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {

@@ -40,6 +40,11 @@ type badInput struct{ msg string }
 
 func (e *badInput) Error() string { return e.msg }
 
+// tooLarge is a body over the 1 MiB limit (413).
+type tooLarge struct{}
+
+func (e *tooLarge) Error() string { return "the request body is larger than 1 MiB" }
+
 // writeErr maps store and input errors to statuses; anything else is a 500
 // whose details go to the log only.
 func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
@@ -47,12 +52,15 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		verr *store.ValidationError
 		cerr *store.ConflictError
 		berr *badInput
+		terr *tooLarge
 	)
 	switch {
 	case errors.As(err, &verr):
 		var p problem
 		p.Error.Message, p.Error.Code, p.Error.Param = verr.Message, "invalid_request", verr.Field
 		writeJSON(w, http.StatusBadRequest, p)
+	case errors.As(err, &terr):
+		writeProblem(w, http.StatusRequestEntityTooLarge, "request_too_large", terr.Error())
 	case errors.As(err, &berr):
 		writeProblem(w, http.StatusBadRequest, "invalid_request", berr.msg)
 	case errors.As(err, &cerr):
@@ -81,7 +89,7 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, &badInput{"could not read the request body: " + err.Error()}
 	}
 	if len(body) > maxAdminBody {
-		return nil, &badInput{"the request body is larger than 1 MiB"}
+		return nil, &tooLarge{}
 	}
 	return body, nil
 }
@@ -94,6 +102,8 @@ func decodeInto(body []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		switch {
+		case errors.As(err, &typeErr) && typeErr.Field == "":
+			return &badInput{fmt.Sprintf("the request body must be a JSON object, not %s", typeErr.Value)}
 		case errors.As(err, &typeErr):
 			return &store.ValidationError{Field: typeErr.Field, Message: fmt.Sprintf("%s must be a JSON %s, not %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)}
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
@@ -117,6 +127,8 @@ func jsonKind(goKind string) string {
 		return "array"
 	case "struct", "map":
 		return "object"
+	case "bool":
+		return "boolean"
 	case "ptr":
 		return "value of another type"
 	}

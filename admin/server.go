@@ -3,10 +3,12 @@
 package admin
 
 import (
+	"context"
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
-	"tollgate/gateway"
 	"tollgate/store"
 )
 
@@ -41,7 +42,7 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/health/liveliness", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}).Methods(http.MethodGet)
-	r.HandleFunc("/health/readiness", gateway.Readiness(s.st, s.rdb)).Methods(http.MethodGet)
+	r.HandleFunc("/health/readiness", s.readiness).Methods(http.MethodGet)
 	r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 
 	api := r.PathPrefix("/api/v1").Subrouter()
@@ -54,13 +55,47 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("/spend/logs", s.spendLogs).Methods(http.MethodGet)
 	api.HandleFunc("/spend/report", s.spendReport).Methods(http.MethodGet)
 	api.HandleFunc("/audit-logs", s.auditLogs).Methods(http.MethodGet)
-	api.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Unmatched requests are authenticated too, so the API's shape is not
+	// revealed to strangers.
+	api.NotFoundHandler = s.requireMasterKey(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allowed := allowedMethods(api, r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeProblem(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.Join(allowed, " or "))
+			return
+		}
 		writeProblem(w, http.StatusNotFound, "not_found", "Unknown API path "+r.URL.Path+"; see docs/openapi.yaml.")
-	})
-	api.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
-	})
+	}))
+	api.MethodNotAllowedHandler = api.NotFoundHandler
 	return r
+}
+
+// allowedMethods lists the methods a path does answer to. gorilla/mux
+// reports wrong methods on subrouters as not found, so we ask it again.
+func allowedMethods(router *mux.Router, r *http.Request) []string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if m != r.Method && router.Match(probe, &match) && match.MatchErr == nil {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
+}
+
+// readiness reports whether PostgreSQL and Redis answer.
+func (s *Server) readiness(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status, body := http.StatusOK, map[string]string{"status": "ok", "postgres": "ok", "redis": "ok"}
+	if err := s.st.Ping(ctx); err != nil {
+		status, body["status"], body["postgres"] = http.StatusServiceUnavailable, "unavailable", "unreachable"
+	}
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		status, body["status"], body["redis"] = http.StatusServiceUnavailable, "unavailable", "unreachable"
+	}
+	writeJSON(w, status, body)
 }
 
 // actor names who made a change, for the audit log.

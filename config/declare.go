@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -67,8 +68,11 @@ func ReadDeclared(path string) (*Declared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
+	// Only ${NAME} is replaced, so a "$" anywhere else (a price in a
+	// comment, a password) stays as written.
 	var missing []string
-	expanded := os.Expand(string(raw), func(name string) string {
+	expanded := envRef.ReplaceAllStringFunc(string(raw), func(ref string) string {
+		name := ref[2 : len(ref)-1]
 		v, ok := os.LookupEnv(name)
 		if !ok {
 			missing = append(missing, name)
@@ -87,12 +91,19 @@ func ReadDeclared(path string) (*Declared, error) {
 	return &d, nil
 }
 
+var envRef = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
+
 const actor = "config-file"
 
 // Apply makes the store hold what the file declares. Existing rows with the
 // same identity are updated only when they differ, so applying the same file
 // at every start writes nothing and leaves no audit noise.
 func (d *Declared) Apply(ctx context.Context, st *store.Store, log *slog.Logger) error {
+	// Replicas starting together would otherwise create the same rows twice.
+	return st.Exclusive(ctx, "declared-config", func() error { return d.apply(ctx, st, log) })
+}
+
+func (d *Declared) apply(ctx context.Context, st *store.Store, log *slog.Logger) error {
 	providerIDs := map[string]string{}
 	for _, p := range d.Providers {
 		id, err := applyProvider(ctx, st, p)
@@ -132,10 +143,15 @@ func applyProvider(ctx context.Context, st *store.Store, p DeclaredProvider) (st
 	if err := want.Normalize(); err != nil {
 		return "", err
 	}
-	apiKey := p.APIKey
+	// No api_key in the file leaves the stored one alone (it may have been
+	// set through the API).
+	var apiKey *string
+	if p.APIKey != "" {
+		apiKey = &p.APIKey
+	}
 	existing, err := st.ProviderByName(ctx, p.Name)
 	if errors.Is(err, store.ErrNotFound) {
-		created, err := st.CreateProvider(ctx, actor, store.ProviderInput{ProviderSpec: want, APIKey: &apiKey})
+		created, err := st.CreateProvider(ctx, actor, store.ProviderInput{ProviderSpec: want, APIKey: apiKey})
 		if err != nil {
 			return "", err
 		}
@@ -144,15 +160,18 @@ func applyProvider(ctx context.Context, st *store.Store, p DeclaredProvider) (st
 	if err != nil {
 		return "", err
 	}
-	storedKey, err := st.ProviderAPIKey(existing)
-	if err != nil {
-		return "", err
+	keySame := apiKey == nil
+	if !keySame {
+		// A key sealed under an older TOLLGATE_SECRET_KEY cannot be read:
+		// the file's key replaces it.
+		stored, err := st.ProviderAPIKey(existing)
+		keySame = err == nil && stored == *apiKey
 	}
-	if storedKey == apiKey && jsonEqual(existing.ProviderSpec, want) {
+	if keySame && jsonEqual(existing.ProviderSpec, want) {
 		return existing.ID, nil
 	}
 	_, err = st.UpdateProvider(ctx, actor, existing.ID, func(in *store.ProviderInput) error {
-		in.ProviderSpec, in.APIKey = want, &apiKey
+		in.ProviderSpec, in.APIKey = want, apiKey
 		return nil
 	})
 	return existing.ID, err

@@ -58,7 +58,7 @@ func (s *Server) authenticate(r *http.Request) (*store.Key, *store.Team, *apiErr
 		}
 	}
 	if key.KeyType == store.KeyTypeManagement {
-		return nil, nil, forbidden("This key is a management key: it can call the management API only. Use an llm_api or default key for LLM requests.")
+		return nil, nil, forbidden("Management keys may not call LLM endpoints. Use a key of type llm_api or default.")
 	}
 	return key, team, nil
 }

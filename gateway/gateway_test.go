@@ -44,7 +44,7 @@ func TestAuthentication(t *testing.T) {
 		{"blocked", bearer(blocked), 401, "blocked"},
 		{"expired", bearer(expired), 401, "expired"},
 		{"team blocked", bearer(inBlockedTeam), 401, "frozen is blocked"},
-		{"management key", bearer(mgmt), 403, "management key"},
+		{"management key", bearer(mgmt), 403, "Management keys"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

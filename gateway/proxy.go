@@ -216,8 +216,10 @@ func (s *Server) relayStream(w http.ResponseWriter, r *http.Request, c *call, re
 // account records the request in metrics and, once a deployment was
 // chosen (the provider was or would have been called), in the spend log.
 func (s *Server) account(c *call) {
+	// Only configured model names become label values, so callers cannot
+	// grow the series without bound.
 	model, team := "", ""
-	if c.req != nil {
+	if c.req != nil && len(s.cache.Deployments(c.req.model)) > 0 {
 		model = c.req.model
 	}
 	if c.team != nil {

@@ -129,8 +129,3 @@ func writeReadiness(w http.ResponseWriter, ctx context.Context, st *store.Store,
 	}
 	writeJSON(w, status, body)
 }
-
-// Readiness is the same check, for the admin app.
-func Readiness(st *store.Store, rdb *redis.Client) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) { writeReadiness(w, r.Context(), st, rdb) }
-}

@@ -96,6 +96,7 @@ func Default(st *store.Store) []Job {
 // EnsureSpendPartitions creates this month's and the next two months'
 // spend-log partitions, so inserts never wait on DDL.
 func EnsureSpendPartitions(ctx context.Context, st *store.Store, now time.Time) error {
+	now = now.UTC()
 	first := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	for i := range 3 {
 		if err := st.EnsureSpendPartition(ctx, first.AddDate(0, i, 0)); err != nil {

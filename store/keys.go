@@ -27,7 +27,7 @@ func checkKeyRefs(ctx context.Context, tx *sqlx.Tx, spec *KeySpec) error {
 			}
 			return mapErr(err, "team")
 		}
-		if len(t.Models) > 0 {
+		if !Unrestricted(t.Models) && !Unrestricted(spec.Models) {
 			for _, m := range spec.Models {
 				if !slices.Contains(t.Models, m) {
 					return invalid("models", "model %q is not among team %s's models (%s)", m, t.Name, strings.Join(t.Models, ", "))

@@ -4,6 +4,7 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lib/pq"
@@ -154,6 +155,15 @@ type Team struct {
 	Spend     float64   `db:"spend" json:"spend"`
 	CreatedAt time.Time `db:"created_at" json:"created_at"`
 	UpdatedAt time.Time `db:"updated_at" json:"updated_at"`
+}
+
+// AllTeamModels in a key's models list means "whatever the team may use".
+const AllTeamModels = "all-team-models"
+
+// Unrestricted reports whether a models list allows every model: empty,
+// "*" or all-team-models.
+func Unrestricted(models []string) bool {
+	return len(models) == 0 || slices.Contains(models, "*") || slices.Contains(models, AllTeamModels)
 }
 
 // Roles a user may hold.
