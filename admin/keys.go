@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -27,20 +28,64 @@ func (s *Server) keyRoutes(r *mux.Router) {
 		get: s.st.GetKey,
 		list: func(r *http.Request, page store.Page) ([]store.Key, string, error) {
 			q := r.URL.Query()
-			return s.st.ListKeys(r.Context(), store.KeyFilter{TeamID: q.Get("team_id"), UserID: q.Get("user_id"), Page: page})
+			f := store.KeyFilter{TeamID: q.Get("team_id"), UserID: q.Get("user_id"), Page: page}
+			if p := principalFrom(r.Context()); p.Role == store.RoleMember {
+				f.UserID = p.UserID // members see their own keys only
+			}
+			return s.st.ListKeys(r.Context(), f)
 		},
-		update: s.st.UpdateKey,
-		remove: s.st.DeleteKey,
+		update:  s.st.UpdateKey,
+		remove:  s.st.DeleteKey,
+		visible: func(p *principal, k *store.Key) bool { return p.seesKey(k) },
+		check:   memberKeyRules,
 	})
-	r.HandleFunc("/keys", s.createKey).Methods(http.MethodPost)
-	r.HandleFunc("/keys/{id}/block", s.blockKey(true)).Methods(http.MethodPost)
-	r.HandleFunc("/keys/{id}/unblock", s.blockKey(false)).Methods(http.MethodPost)
-	r.HandleFunc("/keys/{id}/regenerate", s.regenerateKey).Methods(http.MethodPost)
+	r.HandleFunc("/keys", s.createKey).Methods(http.MethodPost).Name("keys.create")
+	r.HandleFunc("/keys/{id}/block", s.blockKey(true)).Methods(http.MethodPost).Name("keys.block")
+	r.HandleFunc("/keys/{id}/unblock", s.blockKey(false)).Methods(http.MethodPost).Name("keys.unblock")
+	r.HandleFunc("/keys/{id}/regenerate", s.regenerateKey).Methods(http.MethodPost).Name("keys.regenerate")
+}
+
+// memberKeyRules keeps a member's keys theirs: owned by them, in one of
+// their teams, and never of type management.
+func memberKeyRules(p *principal, k *store.KeySpec) error {
+	if p.Role != store.RoleMember {
+		return nil
+	}
+	if k.UserID == nil || *k.UserID != p.UserID {
+		return &errForbidden{"Members may only hold keys of their own (user_id must be yours)."}
+	}
+	if k.TeamID == nil || !p.inTeam(*k.TeamID) {
+		return &store.ValidationError{Field: "team_id", Message: "team_id must be one of your teams"}
+	}
+	if k.KeyType == store.KeyTypeManagement {
+		return &errForbidden{"Members may not create management keys."}
+	}
+	return nil
+}
+
+// ownKey answers 404 unless the caller may see the key in the path.
+func (s *Server) ownKey(r *http.Request) error {
+	k, err := s.st.GetKey(r.Context(), pathID(r))
+	if err != nil {
+		return err
+	}
+	if !principalFrom(r.Context()).seesKey(k) {
+		return fmt.Errorf("key %s: %w", pathID(r), store.ErrNotFound)
+	}
+	return nil
 }
 
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	var in keyInput
-	if err := decodeBody(r, &in); err != nil {
+	p := principalFrom(r.Context())
+	err := decodeBody(r, &in)
+	if err == nil {
+		if p.Role == store.RoleMember && in.UserID == nil {
+			in.UserID = &p.UserID // a member's new key is theirs
+		}
+		err = memberKeyRules(p, &in.KeySpec)
+	}
+	if err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -57,7 +102,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		at := time.Now().Add(d).UTC()
 		in.ExpiresAt = &at
 	}
-	key, secret, err := s.st.CreateKey(r.Context(), masterActor, in.KeySpec, "")
+	key, secret, err := s.st.CreateKey(r.Context(), p.Actor, in.KeySpec, "")
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -67,7 +112,11 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) blockKey(blocked bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		key, err := s.st.SetKeyBlocked(r.Context(), masterActor, pathID(r), blocked)
+		if err := s.ownKey(r); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		key, err := s.st.SetKeyBlocked(r.Context(), principalFrom(r.Context()).Actor, pathID(r), blocked)
 		if err != nil {
 			s.writeErr(w, r, err)
 			return
@@ -77,7 +126,11 @@ func (s *Server) blockKey(blocked bool) http.HandlerFunc {
 }
 
 func (s *Server) regenerateKey(w http.ResponseWriter, r *http.Request) {
-	key, secret, err := s.st.RegenerateKey(r.Context(), masterActor, pathID(r))
+	if err := s.ownKey(r); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	key, secret, err := s.st.RegenerateKey(r.Context(), principalFrom(r.Context()).Actor, pathID(r))
 	if err != nil {
 		s.writeErr(w, r, err)
 		return

@@ -2,7 +2,9 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -10,7 +12,8 @@ import (
 )
 
 // resource wires the five CRUD endpoints of one kind of record to the
-// store. In is what callers write, Out what they read back.
+// store. In is what callers write, Out what they read back. Routes are
+// named "<path>.<verb>" (keys.create …) for the role checks.
 type resource[In, Out any] struct {
 	defaults func() In // a new record before the caller's fields are applied
 	create   func(ctx context.Context, actor string, in In) (*Out, error)
@@ -18,24 +21,55 @@ type resource[In, Out any] struct {
 	list     func(r *http.Request, page store.Page) ([]Out, string, error)
 	update   func(ctx context.Context, actor, id string, change func(*In) error) (*Out, error)
 	remove   func(ctx context.Context, actor, id string) error
+	// visible limits what a caller may read and change: records it hides
+	// answer 404, as if they did not exist. nil shows everything.
+	visible func(p *principal, out *Out) bool
+	// check vets what a caller writes (a member may not move a key to
+	// another team); nil allows anything the store accepts.
+	check func(p *principal, in *In) error
+}
+
+// load reads one record the caller may see; noun names it in errors.
+func (res *resource[In, Out]) load(r *http.Request, noun string) (*Out, error) {
+	out, err := res.get(r.Context(), pathID(r))
+	if err != nil {
+		return nil, err
+	}
+	if res.visible != nil && !res.visible(principalFrom(r.Context()), out) {
+		return nil, fmt.Errorf("%s %s: %w", noun, pathID(r), store.ErrNotFound)
+	}
+	return out, nil
+}
+
+func (res *resource[In, Out]) vet(r *http.Request, in *In) error {
+	if res.check == nil {
+		return nil
+	}
+	return res.check(principalFrom(r.Context()), in)
 }
 
 func register[In, Out any](s *Server, r *mux.Router, path string, res resource[In, Out]) {
+	name := strings.TrimPrefix(path, "/")
+	noun := strings.TrimSuffix(name, "s")
 	item := path + "/{id}"
 	if res.create != nil {
 		r.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			in := res.defaults()
-			if err := decodeBody(r, &in); err != nil {
+			err := decodeBody(r, &in)
+			if err == nil {
+				err = res.vet(r, &in)
+			}
+			if err != nil {
 				s.writeErr(w, r, err)
 				return
 			}
-			out, err := res.create(r.Context(), masterActor, in)
+			out, err := res.create(r.Context(), principalFrom(r.Context()).Actor, in)
 			if err != nil {
 				s.writeErr(w, r, err)
 				return
 			}
 			writeJSON(w, http.StatusCreated, out)
-		}).Methods(http.MethodPost)
+		}).Methods(http.MethodPost).Name(name + ".create")
 	}
 	r.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		page, err := pageOf(r)
@@ -49,35 +83,47 @@ func register[In, Out any](s *Server, r *mux.Router, path string, res resource[I
 			return
 		}
 		writeList(w, rows, next)
-	}).Methods(http.MethodGet)
+	}).Methods(http.MethodGet).Name(name + ".list")
 	r.HandleFunc(item, func(w http.ResponseWriter, r *http.Request) {
-		out, err := res.get(r.Context(), pathID(r))
+		out, err := res.load(r, noun)
 		if err != nil {
 			s.writeErr(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, out)
-	}).Methods(http.MethodGet)
+	}).Methods(http.MethodGet).Name(name + ".get")
 	r.HandleFunc(item, func(w http.ResponseWriter, r *http.Request) {
 		body, err := readBody(r)
+		if err == nil {
+			_, err = res.load(r, noun)
+		}
 		if err != nil {
 			s.writeErr(w, r, err)
 			return
 		}
-		out, err := res.update(r.Context(), masterActor, pathID(r), func(in *In) error { return decodeInto(body, in) })
+		out, err := res.update(r.Context(), principalFrom(r.Context()).Actor, pathID(r), func(in *In) error {
+			if err := decodeInto(body, in); err != nil {
+				return err
+			}
+			return res.vet(r, in)
+		})
 		if err != nil {
 			s.writeErr(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, out)
-	}).Methods(http.MethodPatch)
+	}).Methods(http.MethodPatch).Name(name + ".update")
 	r.HandleFunc(item, func(w http.ResponseWriter, r *http.Request) {
-		if err := res.remove(r.Context(), masterActor, pathID(r)); err != nil {
+		_, err := res.load(r, noun)
+		if err == nil {
+			err = res.remove(r.Context(), principalFrom(r.Context()).Actor, pathID(r))
+		}
+		if err != nil {
 			s.writeErr(w, r, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
-	}).Methods(http.MethodDelete)
+	}).Methods(http.MethodDelete).Name(name + ".delete")
 }
 
 func (s *Server) providerRoutes(r *mux.Router) {
@@ -100,7 +146,12 @@ func (s *Server) modelRoutes(r *mux.Router) {
 		get:      s.st.GetModel,
 		list: func(r *http.Request, page store.Page) ([]store.Model, string, error) {
 			q := r.URL.Query()
-			return s.st.ListModels(r.Context(), store.ModelFilter{ModelName: q.Get("model_name"), ProviderID: q.Get("provider_id"), Page: page})
+			f := store.ModelFilter{ModelName: q.Get("model_name"), ProviderID: q.Get("provider_id"), Page: page}
+			var err error
+			if f.ModelNames, err = s.memberModels(r); err != nil {
+				return nil, "", err
+			}
+			return s.st.ListModels(r.Context(), f)
 		},
 		update: s.st.UpdateModel,
 		remove: s.st.DeleteModel,
@@ -113,14 +164,19 @@ func (s *Server) teamRoutes(r *mux.Router) {
 		create:   s.st.CreateTeam,
 		get:      s.st.GetTeam,
 		list: func(r *http.Request, page store.Page) ([]store.Team, string, error) {
-			return s.st.ListTeams(r.Context(), page)
+			f := store.TeamFilter{Page: page}
+			if p := principalFrom(r.Context()); p.Role == store.RoleMember {
+				f.IDs = append([]string{}, p.TeamIDs...)
+			}
+			return s.st.ListTeams(r.Context(), f)
 		},
+		visible: func(p *principal, t *store.Team) bool { return p.inTeam(t.ID) },
 		update: s.st.UpdateTeam,
 		remove: s.st.DeleteTeam,
 	})
-	r.HandleFunc("/teams/{id}/members", s.listMembers).Methods(http.MethodGet)
-	r.HandleFunc("/teams/{id}/members", s.addMember).Methods(http.MethodPost)
-	r.HandleFunc("/teams/{id}/members/{user_id}", s.removeMember).Methods(http.MethodDelete)
+	r.HandleFunc("/teams/{id}/members", s.listMembers).Methods(http.MethodGet).Name("teams.members.list")
+	r.HandleFunc("/teams/{id}/members", s.addMember).Methods(http.MethodPost).Name("teams.members.add")
+	r.HandleFunc("/teams/{id}/members/{user_id}", s.removeMember).Methods(http.MethodDelete).Name("teams.members.remove")
 }
 
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
@@ -140,7 +196,7 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	if err := s.st.AddTeamMember(r.Context(), masterActor, pathID(r), in.UserID); err != nil {
+	if err := s.st.AddTeamMember(r.Context(), principalFrom(r.Context()).Actor, pathID(r), in.UserID); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -153,7 +209,7 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
-	if err := s.st.RemoveTeamMember(r.Context(), masterActor, pathID(r), mux.Vars(r)["user_id"]); err != nil {
+	if err := s.st.RemoveTeamMember(r.Context(), principalFrom(r.Context()).Actor, pathID(r), mux.Vars(r)["user_id"]); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -168,7 +224,29 @@ func (s *Server) userRoutes(r *mux.Router) {
 		list: func(r *http.Request, page store.Page) ([]store.User, string, error) {
 			return s.st.ListUsers(r.Context(), page)
 		},
-		update: s.st.UpdateUser,
-		remove: s.st.DeleteUser,
+		update:  s.st.UpdateUser,
+		remove:  s.st.DeleteUser,
+		visible: func(p *principal, u *store.User) bool { return p.Role != store.RoleMember || u.ID == p.UserID },
 	})
+}
+
+// memberModels is nil for callers who see every model, and otherwise the
+// public model names a member's teams may use.
+func (s *Server) memberModels(r *http.Request) ([]string, error) {
+	p := principalFrom(r.Context())
+	if p.Role != store.RoleMember {
+		return nil, nil
+	}
+	names := []string{}
+	for _, id := range p.TeamIDs {
+		t, err := s.st.GetTeam(r.Context(), id)
+		if err != nil {
+			return nil, err
+		}
+		if store.Unrestricted(t.Models) {
+			return nil, nil
+		}
+		names = append(names, t.Models...)
+	}
+	return names, nil
 }

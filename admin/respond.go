@@ -53,12 +53,18 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		cerr *store.ConflictError
 		berr *badInput
 		terr *tooLarge
+		ferr *errForbidden
+		uerr *errUnauthorized
 	)
 	switch {
 	case errors.As(err, &verr):
 		var p problem
 		p.Error.Message, p.Error.Code, p.Error.Param = verr.Message, "invalid_request", verr.Field
 		writeJSON(w, http.StatusBadRequest, p)
+	case errors.As(err, &uerr):
+		writeProblem(w, http.StatusUnauthorized, "unauthorized", uerr.msg)
+	case errors.As(err, &ferr):
+		writeProblem(w, http.StatusForbidden, "forbidden", ferr.msg)
 	case errors.As(err, &terr):
 		writeProblem(w, http.StatusRequestEntityTooLarge, "request_too_large", terr.Error())
 	case errors.As(err, &berr):

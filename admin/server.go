@@ -4,7 +4,6 @@ package admin
 
 import (
 	"context"
-	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -46,18 +45,18 @@ func (s *Server) Handler() http.Handler {
 	r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 
 	api := r.PathPrefix("/api/v1").Subrouter()
-	api.Use(s.requireMasterKey)
+	api.Use(s.requireAuth)
 	s.providerRoutes(api)
 	s.modelRoutes(api)
 	s.teamRoutes(api)
 	s.userRoutes(api)
 	s.keyRoutes(api)
-	api.HandleFunc("/spend/logs", s.spendLogs).Methods(http.MethodGet)
-	api.HandleFunc("/spend/report", s.spendReport).Methods(http.MethodGet)
-	api.HandleFunc("/audit-logs", s.auditLogs).Methods(http.MethodGet)
+	api.HandleFunc("/spend/logs", s.spendLogs).Methods(http.MethodGet).Name("spend.logs")
+	api.HandleFunc("/spend/report", s.spendReport).Methods(http.MethodGet).Name("spend.report")
+	api.HandleFunc("/audit-logs", s.auditLogs).Methods(http.MethodGet).Name("audit.list")
 	// Unmatched requests are authenticated too, so the API's shape is not
 	// revealed to strangers.
-	api.NotFoundHandler = s.requireMasterKey(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api.NotFoundHandler = s.requireIdentity(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if allowed := allowedMethods(api, r); len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
 			writeProblem(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.Join(allowed, " or "))
@@ -101,16 +100,12 @@ func (s *Server) readiness(w http.ResponseWriter, r *http.Request) {
 // actor names who made a change, for the audit log.
 const masterActor = "master-key"
 
-// requireMasterKey lets through callers bearing the master key.
-func (s *Server) requireMasterKey(next http.Handler) http.Handler {
+// requireIdentity only authenticates: for answers about paths that match
+// no route.
+func (s *Server) requireIdentity(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		if token == "" || !strings.EqualFold(scheme, "Bearer") {
-			writeProblem(w, http.StatusUnauthorized, "unauthorized", "Missing credentials: send 'Authorization: Bearer <master key>'.")
-			return
-		}
-		if s.masterKey == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.masterKey)) != 1 {
-			writeProblem(w, http.StatusUnauthorized, "unauthorized", "Invalid credentials for the management API.")
+		if _, err := s.authenticate(r); err != nil {
+			s.writeErr(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -12,6 +12,9 @@ import (
 func spendFilter(r *http.Request) (store.SpendFilter, error) {
 	q := r.URL.Query()
 	f := store.SpendFilter{TeamID: q.Get("team_id"), KeyID: q.Get("key_id"), UserID: q.Get("user_id"), Model: q.Get("model"), Status: q.Get("status")}
+	if p := principalFrom(r.Context()); p.Role == store.RoleMember {
+		f.UserID = p.UserID // members see the spend of their own keys only
+	}
 	var err error
 	if f.Page, err = pageOf(r); err != nil {
 		return f, err

@@ -5,12 +5,14 @@ import (
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // ModelFilter selects deployments.
 type ModelFilter struct {
 	ModelName  string
 	ProviderID string
+	ModelNames []string // when not nil, only these public names
 	Page
 }
 
@@ -75,6 +77,9 @@ func (s *Store) ListModels(ctx context.Context, f ModelFilter) ([]Model, string,
 			return nil, "", invalid("provider_id", "provider_id must be a UUID")
 		}
 		q.add("provider_id = ?", f.ProviderID)
+	}
+	if f.ModelNames != nil {
+		q.add("model_name = ANY(?)", pq.Array(f.ModelNames))
 	}
 	rows, next, err := listPage[Model](ctx, s, `SELECT * FROM models`, "created_at", "id", q, f.Page)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // CreateTeam stores a new team.
@@ -50,9 +51,19 @@ func (s *Store) TeamByName(ctx context.Context, name string) (*Team, error) {
 	return &t, nil
 }
 
+// TeamFilter selects teams; nil IDs means all, empty IDs none.
+type TeamFilter struct {
+	IDs []string
+	Page
+}
+
 // ListTeams returns a page of teams.
-func (s *Store) ListTeams(ctx context.Context, page Page) ([]Team, string, error) {
-	rows, next, err := listPage[Team](ctx, s, `SELECT * FROM teams`, "created_at", "id", query{}, page)
+func (s *Store) ListTeams(ctx context.Context, f TeamFilter) ([]Team, string, error) {
+	var q query
+	if f.IDs != nil {
+		q.add("id::text = ANY(?)", pq.Array(f.IDs))
+	}
+	rows, next, err := listPage[Team](ctx, s, `SELECT * FROM teams`, "created_at", "id", q, f.Page)
 	if err != nil {
 		return nil, "", fmt.Errorf("list teams: %w", err)
 	}
