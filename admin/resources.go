@@ -171,8 +171,8 @@ func (s *Server) teamRoutes(r *mux.Router) {
 			return s.st.ListTeams(r.Context(), f)
 		},
 		visible: func(p *principal, t *store.Team) bool { return p.inTeam(t.ID) },
-		update: s.st.UpdateTeam,
-		remove: s.st.DeleteTeam,
+		update:  s.st.UpdateTeam,
+		remove:  s.st.DeleteTeam,
 	})
 	r.HandleFunc("/teams/{id}/members", s.listMembers).Methods(http.MethodGet).Name("teams.members.list")
 	r.HandleFunc("/teams/{id}/members", s.addMember).Methods(http.MethodPost).Name("teams.members.add")
