@@ -30,6 +30,7 @@ $(STATE)/demo.env:
 ## test: every test, against a real PostgreSQL and Redis
 test:
 	@eval "$$(scripts/services.sh up tollgate_test)" && \
+	  TOLLGATE_CHROMIUM="$$(scripts/chromium.sh)" && export TOLLGATE_CHROMIUM && \
 	  TOLLGATE_TEST_DATABASE_URL="$$DATABASE_URL" TOLLGATE_TEST_REDIS_URL="$$REDIS_URL" \
 	  $(GO) test -race -count=1 ./...
 

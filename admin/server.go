@@ -1,5 +1,5 @@
 // Package admin serves the management side of Tollgate on port 8080: the
-// JSON API under /api/v1 (and, later, the dashboard).
+// JSON API under /api/v1 and the dashboard (templ pages from views/).
 package admin
 
 import (
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alexedwards/scs/v2"
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -25,6 +26,7 @@ type Server struct {
 	masterKey string
 	log       *slog.Logger
 	registry  *prometheus.Registry
+	sessions  *scs.SessionManager
 }
 
 // New builds the admin app. With an empty master key the API refuses every
@@ -32,7 +34,7 @@ type Server struct {
 func New(st *store.Store, rdb *redis.Client, masterKey string, log *slog.Logger) *Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Server{st: st, rdb: rdb, masterKey: masterKey, log: log, registry: reg}
+	return &Server{st: st, rdb: rdb, masterKey: masterKey, log: log, registry: reg, sessions: newSessions(st)}
 }
 
 // Handler returns the admin routes.
@@ -65,6 +67,7 @@ func (s *Server) Handler() http.Handler {
 		writeProblem(w, http.StatusNotFound, "not_found", "Unknown API path "+r.URL.Path+"; see docs/openapi.yaml.")
 	}))
 	api.MethodNotAllowedHandler = api.NotFoundHandler
+	s.webRoutes(r)
 	return r
 }
 

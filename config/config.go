@@ -25,6 +25,7 @@ type Config struct {
 	MockAddr    string
 
 	AutoMigrate         bool
+	SecureCookies       bool
 	MaxRequestBodyBytes int64
 	UpstreamTimeout     time.Duration
 	SpendFlushInterval  time.Duration
@@ -47,6 +48,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		AdminAddr:           e.str("TOLLGATE_ADMIN_ADDR", ":8080"),
 		MockAddr:            e.str("TOLLGATE_MOCK_ADDR", ":9090"),
 		AutoMigrate:         e.boolean("TOLLGATE_AUTO_MIGRATE", true),
+		SecureCookies:       e.boolean("TOLLGATE_SECURE_COOKIES", false),
 		MaxRequestBodyBytes: e.int("TOLLGATE_MAX_REQUEST_BODY_BYTES", 10<<20),
 		UpstreamTimeout:     e.duration("TOLLGATE_UPSTREAM_TIMEOUT", 10*time.Minute),
 		SpendFlushInterval:  e.duration("TOLLGATE_SPEND_FLUSH_INTERVAL", time.Second),

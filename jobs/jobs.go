@@ -90,6 +90,13 @@ func Default(st *store.Store) []Job {
 		Name:     "spend-partitions",
 		Schedule: "0 0 * * * *", // hourly: keeps the next months' spend partitions ready
 		Run:      func(ctx context.Context) error { return EnsureSpendPartitions(ctx, st, time.Now()) },
+	}, {
+		Name:     "session-cleanup",
+		Schedule: "0 */10 * * * *", // dashboard sessions past their expiry
+		Run: func(ctx context.Context) error {
+			_, err := st.DeleteExpiredSessions(ctx)
+			return err
+		},
 	}}
 }
 

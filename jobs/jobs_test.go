@@ -164,7 +164,7 @@ func TestNewSchedules(t *testing.T) {
 		}
 	}
 	def := jobs.Default(st)
-	if len(def) != 1 || def[0].Name != "spend-partitions" {
+	if len(def) != 2 || def[0].Name != "spend-partitions" || def[1].Name != "session-cleanup" {
 		t.Fatalf("Default = %+v", def)
 	}
 	s, err := jobs.New(st, quiet, def)

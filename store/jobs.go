@@ -29,3 +29,12 @@ func (s *Store) FinishJobRun(ctx context.Context, job string, tick time.Time, ru
 	}
 	return nil
 }
+
+// DeleteExpiredSessions removes dashboard sessions past their expiry.
+func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE expiry < now()`)
+	if err != nil {
+		return 0, fmt.Errorf("delete expired sessions: %w", err)
+	}
+	return res.RowsAffected()
+}

@@ -91,3 +91,20 @@ func TestClaimJobRunConcurrent(t *testing.T) {
 		t.Errorf("job_runs has %d rows for 5 ticks", n)
 	}
 }
+
+func TestDeleteExpiredSessions(t *testing.T) {
+	st, ctx := newStore(t)
+	_, err := st.DB().Exec(`INSERT INTO sessions (token, data, expiry) VALUES ('old', 'x', now() - interval '1 minute'), ('live', 'y', now() + interval '1 hour')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.DeleteExpiredSessions(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("deleted %d, err %v", n, err)
+	}
+	var left []string
+	st.DB().Select(&left, `SELECT token FROM sessions`)
+	if len(left) != 1 || left[0] != "live" {
+		t.Errorf("sessions left: %v", left)
+	}
+}

@@ -10,9 +10,10 @@ import (
 	"github.com/lib/pq"
 )
 
-// InsertSpendLogs writes a batch of spend logs and adds their cost to the
-// keys' and teams' running spend, in one statement. A request id already
-// written is skipped, and its cost is not added again, so a retried batch
+// InsertSpendLogs writes a batch of spend logs, adds their cost to the
+// keys' and teams' running spend and adds them to the daily rollup
+// (spend_daily), in one statement. A request id already written is skipped,
+// and neither its cost nor its counts are added again, so a retried batch
 // never double counts.
 func (s *Store) InsertSpendLogs(ctx context.Context, logs []SpendLog) (int, error) {
 	if len(logs) == 0 {
@@ -70,7 +71,7 @@ func (s *Store) insertSpendLogs(ctx context.Context, logs []SpendLog) (int, erro
 			                     $8::uuid[], $9::text[], $10::int[], $11::int[], $12::numeric[], $13::int[], $14::text[],
 			                     $15::int[], $16::text[], $17::bool[])
 			ON CONFLICT DO NOTHING
-			RETURNING key_id, team_id, cost, created_at
+			RETURNING created_at, key_id, team_id, user_id, model, provider, input_tokens, output_tokens, cost, status
 		), key_spend AS (
 			UPDATE keys SET spend = keys.spend + s.cost,
 			       last_used_at = GREATEST(COALESCE(keys.last_used_at, s.last), s.last)
@@ -80,6 +81,24 @@ func (s *Store) insertSpendLogs(ctx context.Context, logs []SpendLog) (int, erro
 			UPDATE teams SET spend = teams.spend + s.cost
 			FROM (SELECT team_id, sum(cost) AS cost FROM ins WHERE team_id IS NOT NULL GROUP BY team_id) s
 			WHERE teams.id = s.team_id
+		), daily AS (
+			-- One upsert may not touch a row twice, hence GROUP BY. The
+			-- ORDER BY makes concurrent batches lock rollup rows in the
+			-- same order, so they cannot deadlock on them.
+			INSERT INTO spend_daily AS d (day, team_id, key_id, user_id, model, provider,
+			                              requests, failures, input_tokens, output_tokens, cost)
+			SELECT (created_at AT TIME ZONE 'UTC')::date, team_id, key_id, user_id, model, provider,
+			       count(*), count(*) FILTER (WHERE status = 'failure'),
+			       sum(input_tokens), sum(output_tokens), sum(cost)
+			FROM ins
+			GROUP BY 1, 2, 3, 4, 5, 6
+			ORDER BY 1, 2, 3, 4, 5, 6
+			ON CONFLICT (day, team_id, key_id, user_id, model, provider) DO UPDATE SET
+				requests = d.requests + EXCLUDED.requests,
+				failures = d.failures + EXCLUDED.failures,
+				input_tokens = d.input_tokens + EXCLUDED.input_tokens,
+				output_tokens = d.output_tokens + EXCLUDED.output_tokens,
+				cost = d.cost + EXCLUDED.cost
 		)
 		SELECT count(*) FROM ins`,
 		pq.Array(requestIDs), pq.Array(createdAt), pq.Array(keyIDs), pq.Array(teamIDs), pq.Array(userIDs),

@@ -137,6 +137,7 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 			log.Warn("TOLLGATE_MASTER_KEY is not set: the management API refuses every call")
 		}
 		adm := admin.New(a.st, a.rdb, cfg.MasterKey, log)
+		adm.SetSecureCookies(cfg.SecureCookies)
 		goRun(func() error {
 			return serveHTTP(runCtx, "admin", cfg.AdminAddr, adm.Handler(), cfg.ShutdownTimeout, log)
 		})

@@ -1,0 +1,184 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/alexedwards/scs/postgresstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/gorilla/mux"
+
+	"tollgate/static"
+	"tollgate/store"
+	"tollgate/views"
+)
+
+// newSessions keeps dashboard sessions in PostgreSQL, so any admin replica
+// serves any signed-in browser. Expired rows are removed by a job.
+func newSessions(st *store.Store) *scs.SessionManager {
+	sm := scs.New()
+	sm.Store = postgresstore.NewWithCleanupInterval(st.DB().DB, 0)
+	sm.Lifetime = 12 * time.Hour
+	sm.IdleTimeout = 2 * time.Hour
+	sm.Cookie.Name = "tollgate_session"
+	sm.Cookie.HttpOnly = true
+	sm.Cookie.SameSite = http.SameSiteLaxMode
+	sm.Cookie.Path = "/"
+	return sm
+}
+
+// SetSecureCookies marks the session cookie Secure; turn it on when the
+// dashboard is served over TLS (TOLLGATE_SECURE_COOKIES).
+func (s *Server) SetSecureCookies(on bool) { s.sessions.Cookie.Secure = on }
+
+// securityHeaders forbid framing and inline script on every page.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// webRoutes mounts the dashboard: pages need a session; every
+// state-changing request must come from our own origin (CSRF).
+func (s *Server) webRoutes(r *mux.Router) {
+	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServerFS(static.FS)))
+	csrf := http.NewCrossOriginProtection()
+	web := r.NewRoute().Subrouter()
+	web.Use(securityHeaders, s.sessions.LoadAndSave, csrf.Handler)
+	web.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+	}).Methods(http.MethodGet)
+	web.HandleFunc("/signin", s.signInPage).Methods(http.MethodGet)
+	web.HandleFunc("/signin", s.signIn).Methods(http.MethodPost)
+	web.HandleFunc("/signout", s.signOut).Methods(http.MethodPost)
+
+	pages := web.NewRoute().Subrouter()
+	pages.Use(s.requireSession)
+	pages.HandleFunc("/dashboard", s.dashboardPage).Methods(http.MethodGet)
+	s.keyPages(pages)
+	s.teamPages(pages)
+	s.providerPages(pages)
+	s.modelPages(pages)
+	s.spendPages(pages)
+	s.auditPages(pages)
+}
+
+const (
+	sessRole   = "role"
+	sessActor  = "actor"
+	sessUserID = "user_id"
+	sessName   = "name"
+)
+
+func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
+	if s.sessions.GetString(r.Context(), sessRole) != "" {
+		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+		return
+	}
+	render(w, r, http.StatusOK, views.SignIn(""))
+}
+
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
+	key := r.PostFormValue("master_key")
+	if s.masterKey == "" || subtle.ConstantTimeCompare([]byte(key), []byte(s.masterKey)) != 1 {
+		render(w, r, http.StatusUnauthorized, views.SignIn("That is not the master key."))
+		return
+	}
+	// A new token on sign-in defeats session fixation.
+	if err := s.sessions.RenewToken(r.Context()); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	s.sessions.Put(r.Context(), sessRole, store.RoleAdmin)
+	s.sessions.Put(r.Context(), sessActor, masterActor+" (dashboard)")
+	s.sessions.Put(r.Context(), sessName, "master key")
+	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
+	if err := s.sessions.Destroy(r.Context()); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/signin", http.StatusSeeOther)
+}
+
+// requireSession sends visitors without a session to the sign-in page and
+// applies the roles: only admins change anything from the dashboard.
+func (s *Server) requireSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		role := s.sessions.GetString(ctx, sessRole)
+		if role == "" {
+			if r.Header.Get("HX-Request") == "true" {
+				w.Header().Set("HX-Redirect", "/signin")
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			http.Redirect(w, r, "/signin", http.StatusSeeOther)
+			return
+		}
+		p := &principal{Actor: s.sessions.GetString(ctx, sessActor), Role: role, UserID: s.sessions.GetString(ctx, sessUserID)}
+		if r.Method != http.MethodGet && p.Role != store.RoleAdmin {
+			http.Error(w, "Your role may not change this.", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(withPrincipal(ctx, p)))
+	})
+}
+
+// viewSession is the signed-in person as pages show them.
+func (s *Server) viewSession(ctx context.Context) views.Session {
+	p := principalFrom(ctx)
+	return views.Session{Name: s.sessions.GetString(ctx, sessName), Role: p.Role, CanWrite: p.Role == store.RoleAdmin}
+}
+
+// page renders a whole page, or only its body for htmx requests that
+// target the content area.
+func (s *Server) page(w http.ResponseWriter, r *http.Request, title, active string, body templ.Component) {
+	if r.Header.Get("HX-Request") == "true" && r.Header.Get("HX-Target") == "content" {
+		render(w, r, http.StatusOK, body)
+		return
+	}
+	render(w, r, http.StatusOK, views.Page(title, active, s.viewSession(r.Context()), body))
+}
+
+func render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	c.Render(r.Context(), w)
+}
+
+// toast asks the page to show a short message after an htmx request.
+func toast(w http.ResponseWriter, level, msg string) {
+	b, _ := json.Marshal(map[string]any{"showToast": map[string]string{"message": msg, "level": level}})
+	w.Header().Set("HX-Trigger", string(b))
+}
+
+// fieldErrors turns a store validation error into a message per field;
+// other errors are returned as they are.
+func fieldErrors(err error) (map[string]string, error) {
+	var verr *store.ValidationError
+	if errors.As(err, &verr) {
+		field := verr.Field
+		if field == "" {
+			field = "form"
+		}
+		return map[string]string{field: verr.Message}, nil
+	}
+	var cerr *store.ConflictError
+	if errors.As(err, &cerr) {
+		return map[string]string{"form": cerr.Message}, nil
+	}
+	return nil, err
+}

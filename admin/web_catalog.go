@@ -1,0 +1,304 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/a-h/templ"
+	"github.com/gorilla/mux"
+
+	"tollgate/store"
+	"tollgate/views"
+)
+
+// formDone answers a create form: on a validation error the form comes
+// back with messages next to its fields; on success a fresh form, the
+// refreshed list and a toast.
+func (s *Server) formDone(w http.ResponseWriter, r *http.Request, err error, withErrors func(map[string]string) templ.Component, fresh func() (templ.Component, error), msg string) {
+	if err != nil {
+		errs, err := fieldErrors(err)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		render(w, r, http.StatusOK, withErrors(errs))
+		return
+	}
+	c, err := fresh()
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	toast(w, "ok", msg)
+	render(w, r, http.StatusOK, c)
+}
+
+// deleteRow removes a row; a refusal (still in use) leaves it and says why.
+func (s *Server) deleteRow(w http.ResponseWriter, r *http.Request, del func() error, msg string) {
+	if err := del(); err != nil {
+		var cerr *store.ConflictError
+		if !errors.As(err, &cerr) {
+			s.writeErr(w, r, err)
+			return
+		}
+		w.Header().Set("HX-Reswap", "none")
+		toast(w, "error", cerr.Message)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	toast(w, "ok", msg)
+	w.WriteHeader(http.StatusOK)
+}
+
+func both(a, b templ.Component) templ.Component { return templ.Join(a, b) }
+
+func (s *Server) teamPages(r *mux.Router) {
+	r.HandleFunc("/teams", func(w http.ResponseWriter, r *http.Request) {
+		rows, err := s.teamRows(r)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		s.page(w, r, "Teams", "teams", views.TeamsPage(views.TeamsView{Rows: rows, CanWrite: s.viewSession(r.Context()).CanWrite}))
+	}).Methods(http.MethodGet)
+	r.HandleFunc("/teams", s.createTeamForm).Methods(http.MethodPost)
+	r.HandleFunc("/teams/{id}", func(w http.ResponseWriter, r *http.Request) {
+		s.deleteRow(w, r, func() error { return s.st.DeleteTeam(r.Context(), principalFrom(r.Context()).Actor, pathID(r)) }, "Team deleted")
+	}).Methods(http.MethodDelete)
+}
+
+func (s *Server) teamRows(r *http.Request) ([]views.TeamRow, error) {
+	teams, _, err := s.st.ListTeams(r.Context(), store.TeamFilter{Page: store.Page{Limit: 1000}})
+	if err != nil {
+		return nil, err
+	}
+	rows := []views.TeamRow{}
+	for _, t := range teams {
+		row := views.TeamRow{ID: t.ID, Name: t.Name, Models: listOrAll(t.Models), Spend: views.Money(t.Spend), BudgetPercent: -1,
+			Duration: "never", Limits: limits(t.RPMLimit, t.TPMLimit)}
+		if t.BudgetDuration != nil {
+			row.Duration = *t.BudgetDuration
+		}
+		if t.MaxBudget != nil {
+			row.Budget = views.Money(*t.MaxBudget)
+			row.BudgetPercent = 100
+			if *t.MaxBudget > 0 {
+				row.BudgetPercent = min(100, int(t.Spend / *t.MaxBudget * 100))
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func listOrAll(models []string) string {
+	if store.Unrestricted(models) {
+		return "all"
+	}
+	return strings.Join(models, ", ")
+}
+
+func limits(rpm, tpm *int64) string {
+	var parts []string
+	if rpm != nil {
+		parts = append(parts, fmt.Sprintf("%s RPM", views.Count(*rpm)))
+	}
+	if tpm != nil {
+		parts = append(parts, fmt.Sprintf("%s TPM", views.Count(*tpm)))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (s *Server) createTeamForm(w http.ResponseWriter, r *http.Request) {
+	f := views.TeamForm{Name: r.PostFormValue("name"), Models: r.PostFormValue("models"), MaxBudget: r.PostFormValue("max_budget"),
+		Duration: r.PostFormValue("budget_duration"), RPM: r.PostFormValue("rpm_limit"), TPM: r.PostFormValue("tpm_limit")}
+	spec := store.TeamSpec{Name: f.Name, Models: splitList(f.Models)}
+	if f.Duration != "" {
+		spec.BudgetDuration = &f.Duration
+	}
+	var err error
+	spec.MaxBudget, err = optionalFloat("max_budget", f.MaxBudget)
+	if err == nil {
+		spec.RPMLimit, err = optionalInt("rpm_limit", f.RPM)
+	}
+	if err == nil {
+		spec.TPMLimit, err = optionalInt("tpm_limit", f.TPM)
+	}
+	if err == nil {
+		_, err = s.st.CreateTeam(r.Context(), principalFrom(r.Context()).Actor, spec)
+	}
+	s.formDone(w, r, err,
+		func(errs map[string]string) templ.Component { f.Errors = errs; return views.TeamFormView(f) },
+		func() (templ.Component, error) {
+			rows, err := s.teamRows(r)
+			return both(views.TeamFormView(views.TeamForm{}), views.TeamsList(rows, true, true)), err
+		}, "Team "+f.Name+" created")
+}
+
+func (s *Server) providerPages(r *mux.Router) {
+	r.HandleFunc("/providers", func(w http.ResponseWriter, r *http.Request) {
+		rows, err := s.providerRows(r)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		s.page(w, r, "Providers", "providers", views.ProvidersPage(views.ProvidersView{Rows: rows, Types: store.ProviderTypes,
+			Form: views.ProviderForm{Type: "openai"}, CanWrite: s.viewSession(r.Context()).CanWrite}))
+	}).Methods(http.MethodGet)
+	r.HandleFunc("/providers", s.createProviderForm).Methods(http.MethodPost)
+	r.HandleFunc("/providers/{id}", func(w http.ResponseWriter, r *http.Request) {
+		s.deleteRow(w, r, func() error { return s.st.DeleteProvider(r.Context(), principalFrom(r.Context()).Actor, pathID(r)) }, "Provider deleted")
+	}).Methods(http.MethodDelete)
+}
+
+func (s *Server) providerRows(r *http.Request) ([]views.ProviderRow, error) {
+	providers, _, err := s.st.ListProviders(r.Context(), store.Page{Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	rows := []views.ProviderRow{}
+	for _, p := range providers {
+		hint := p.APIKeyHint
+		if !p.HasAPIKey {
+			hint = "none"
+		}
+		rows = append(rows, views.ProviderRow{ID: p.ID, Name: p.Name, Type: p.Type, APIBase: p.APIBase, KeyHint: hint})
+	}
+	return rows, nil
+}
+
+func (s *Server) createProviderForm(w http.ResponseWriter, r *http.Request) {
+	f := views.ProviderForm{Name: r.PostFormValue("name"), Type: r.PostFormValue("type"), APIBase: r.PostFormValue("api_base")}
+	in := store.ProviderInput{ProviderSpec: store.ProviderSpec{Name: f.Name, Type: f.Type, APIBase: f.APIBase}}
+	if key := r.PostFormValue("api_key"); key != "" {
+		in.APIKey = &key
+	}
+	_, err := s.st.CreateProvider(r.Context(), principalFrom(r.Context()).Actor, in)
+	s.formDone(w, r, err,
+		func(errs map[string]string) templ.Component {
+			f.Errors = errs
+			return views.ProviderFormView(f, store.ProviderTypes)
+		},
+		func() (templ.Component, error) {
+			rows, err := s.providerRows(r)
+			return both(views.ProviderFormView(views.ProviderForm{Type: "openai"}, store.ProviderTypes), views.ProvidersList(rows, true, true)), err
+		}, "Provider "+f.Name+" added")
+}
+
+func (s *Server) modelPages(r *mux.Router) {
+	r.HandleFunc("/models", func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.modelsView(r, views.ModelForm{})
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		s.page(w, r, "Models", "models", views.ModelsPage(v))
+	}).Methods(http.MethodGet)
+	r.HandleFunc("/models", s.createModelsForm).Methods(http.MethodPost)
+	r.HandleFunc("/models/{id}", func(w http.ResponseWriter, r *http.Request) {
+		s.deleteRow(w, r, func() error { return s.st.DeleteModel(r.Context(), principalFrom(r.Context()).Actor, pathID(r)) }, "Deployment deleted")
+	}).Methods(http.MethodDelete)
+}
+
+func (s *Server) modelsView(r *http.Request, f views.ModelForm) (views.ModelsView, error) {
+	v := views.ModelsView{Form: f, CanWrite: s.viewSession(r.Context()).CanWrite}
+	providers, _, err := s.st.ListProviders(r.Context(), store.Page{Limit: 1000})
+	if err != nil {
+		return v, err
+	}
+	names := map[string]string{}
+	for _, p := range providers {
+		names[p.ID] = p.Name
+		v.Providers = append(v.Providers, views.Option{Value: p.ID, Label: p.Name + " (" + p.Type + ")"})
+	}
+	models, _, err := s.st.ListModels(r.Context(), store.ModelFilter{Page: store.Page{Limit: 1000}})
+	if err != nil {
+		return v, err
+	}
+	for _, m := range models {
+		v.Rows = append(v.Rows, views.ModelRow{ID: m.ID, Name: m.ModelName, Provider: names[m.ProviderID], Upstream: m.UpstreamModel,
+			Prices:  fmt.Sprintf("$%g / $%g", m.InputCostPerMillion, m.OutputCostPerMillion),
+			Limits:  limits(m.RPMLimit, m.TPMLimit) + fmt.Sprintf(", weight %d", m.Weight),
+			Enabled: m.Enabled})
+	}
+	return v, nil
+}
+
+// createModelsForm adds one deployment per upstream model id given.
+func (s *Server) createModelsForm(w http.ResponseWriter, r *http.Request) {
+	f := views.ModelForm{Name: r.PostFormValue("model_name"), ProviderID: r.PostFormValue("provider_id"), Upstream: r.PostFormValue("upstream_model"),
+		InPrice: r.PostFormValue("input_cost_per_million"), OutPrice: r.PostFormValue("output_cost_per_million"),
+		RPM: r.PostFormValue("rpm_limit"), TPM: r.PostFormValue("tpm_limit"), Weight: r.PostFormValue("weight")}
+	ids := splitList(f.Upstream)
+	err := modelFormErrors(f, ids)
+	spec := store.ModelSpec{ProviderID: f.ProviderID, Enabled: true}
+	if err == nil {
+		err = parseModelNumbers(f, &spec)
+	}
+	if err == nil {
+		// One transaction per deployment; the form is checked first so a
+		// bad value fails before anything is written.
+		for _, id := range ids {
+			spec.UpstreamModel, spec.ModelName = id, strings.TrimSpace(f.Name)
+			if spec.ModelName == "" {
+				spec.ModelName = id
+			}
+			if _, err = s.st.CreateModel(r.Context(), principalFrom(r.Context()).Actor, spec); err != nil {
+				break
+			}
+		}
+	}
+	s.formDone(w, r, err,
+		func(errs map[string]string) templ.Component {
+			v, _ := s.modelsView(r, f)
+			v.Form.Errors = errs
+			return views.ModelFormView(v.Form, v.Providers)
+		},
+		func() (templ.Component, error) {
+			v, err := s.modelsView(r, views.ModelForm{})
+			return both(views.ModelFormView(v.Form, v.Providers), views.ModelsList(v.Rows, true, true)), err
+		}, fmt.Sprintf("%d deployment(s) added", len(ids)))
+}
+
+func modelFormErrors(f views.ModelForm, ids []string) error {
+	if f.ProviderID == "" {
+		return &store.ValidationError{Field: "provider_id", Message: "choose a provider credential"}
+	}
+	if len(ids) == 0 {
+		return &store.ValidationError{Field: "upstream_model", Message: "give at least one upstream model id"}
+	}
+	return nil
+}
+
+func parseModelNumbers(f views.ModelForm, spec *store.ModelSpec) error {
+	in, err := optionalFloat("input_cost_per_million", f.InPrice)
+	if err != nil {
+		return err
+	}
+	out, err := optionalFloat("output_cost_per_million", f.OutPrice)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		spec.InputCostPerMillion = *in
+	}
+	if out != nil {
+		spec.OutputCostPerMillion = *out
+	}
+	if spec.RPMLimit, err = optionalInt("rpm_limit", f.RPM); err != nil {
+		return err
+	}
+	if spec.TPMLimit, err = optionalInt("tpm_limit", f.TPM); err != nil {
+		return err
+	}
+	weight, err := optionalInt("weight", f.Weight)
+	if weight != nil {
+		spec.Weight = int(*weight)
+	}
+	return err
+}
