@@ -85,7 +85,7 @@ func ExecPath() (string, error) {
 // New starts a headless Chromium for the test and returns a chromedp
 // context for its first tab. Pass it to chromedp.Run. The browser runs
 // with a fresh, empty profile in a temporary directory, a 1280x900 window
-// and no network traffic of its own; it is shut down and the profile
+// and viewport, and no network traffic of its own; it is shut down and the profile
 // removed when the test ends. Everything run on the context must finish
 // within Timeout.
 //
@@ -151,8 +151,10 @@ func New(t testing.TB) context.Context {
 	})
 
 	// Start the browser now, so a broken installation fails here with
-	// Chromium's own words rather than in the test's first action.
-	if err := chromedp.Run(ctx); err != nil {
+	// Chromium's own words rather than in the test's first action. Headless
+	// Chromium keeps room for an invisible toolbar inside the window, so
+	// set the viewport itself to the window's size too.
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(Width, Height)); err != nil {
 		t.Fatalf("browsertest: starting %s: %v\n%s", execPath, err, output.String())
 	}
 	return ctx
@@ -165,7 +167,7 @@ func New(t testing.TB) context.Context {
 // Like a browser's "capture full size screenshot", it grows the viewport to
 // the page's height for the capture (so fixed and sticky elements, toasts
 // and modal dialogs land where a tall window would show them), then puts
-// the window size back. It clears any viewport emulation the test set.
+// the viewport's size back.
 func Screenshot(t testing.TB, ctx context.Context, path string) {
 	t.Helper()
 	var png []byte
@@ -180,7 +182,9 @@ func Screenshot(t testing.TB, ctx context.Context, path string) {
 		if err := emulation.SetDeviceMetricsOverride(width, height, 1, false).Do(ctx); err != nil {
 			return err
 		}
-		defer func() { _ = emulation.ClearDeviceMetricsOverride().Do(ctx) }()
+		defer func() {
+			_ = emulation.SetDeviceMetricsOverride(width, viewport.ClientHeight, 1, false).Do(ctx)
+		}()
 		// Let the page lay out and paint at the new size.
 		if err := chromedp.Evaluate(`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))`, nil,
 			func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) },

@@ -14,5 +14,5 @@ import "embed"
 
 // FS is every asset under static/, keyed by its path relative to static/.
 //
-//go:embed css js vendor
+//go:embed css js vendor favicon.svg
 var FS embed.FS

@@ -206,8 +206,8 @@ const MaxTopKeys = 100
 
 // TopKeys returns the keys that spent most over the days that overlap
 // [from, to), highest cost first. Requests made without a key are left out.
-// The team is the one the key's spend was charged to (one of them if the
-// key moved between teams during the period).
+// The team is the one the key's spend was charged to; if the key moved
+// between teams during the period, the one charged most.
 func (s *Store) TopKeys(ctx context.Context, from, to time.Time, limit int, f RollupFilter) ([]KeySpend, error) {
 	if limit < 1 || limit > MaxTopKeys {
 		return nil, invalid("limit", "limit must be between 1 and %d (got %d)", MaxTopKeys, limit)
@@ -224,14 +224,17 @@ func (s *Store) TopKeys(ctx context.Context, from, to time.Time, limit int, f Ro
 	keys := []KeySpend{}
 	err := s.db.SelectContext(ctx, &keys, fmt.Sprintf(`
 		SELECT g.key_id::text AS key_id, COALESCE(k.alias, '') AS alias, COALESCE(k.key_hint, '') AS key_hint,
-		       COALESCE(g.team_id, '') AS team_id, COALESCE(t.name, '') AS team_name, g.cost, g.requests
-		FROM (SELECT d.key_id, max(d.team_id::text) AS team_id, sum(d.cost) AS cost, sum(d.requests) AS requests
-		      FROM spend_daily d%s
-		      GROUP BY d.key_id
-		      ORDER BY cost DESC, requests DESC, d.key_id
+		       COALESCE(g.team_id::text, '') AS team_id, COALESCE(t.name, '') AS team_name, g.cost, g.requests
+		FROM (SELECT kt.key_id, (array_agg(kt.team_id ORDER BY kt.cost DESC, kt.team_id))[1] AS team_id,
+		             sum(kt.cost) AS cost, sum(kt.requests) AS requests
+		      FROM (SELECT d.key_id, d.team_id, sum(d.cost) AS cost, sum(d.requests) AS requests
+		            FROM spend_daily d%s
+		            GROUP BY d.key_id, d.team_id) kt
+		      GROUP BY kt.key_id
+		      ORDER BY cost DESC, requests DESC, kt.key_id
 		      LIMIT $%d) g
 		LEFT JOIN keys k ON k.id = g.key_id
-		LEFT JOIN teams t ON t.id = g.team_id::uuid
+		LEFT JOIN teams t ON t.id = g.team_id
 		ORDER BY g.cost DESC, g.requests DESC, g.key_id`, q.where(), len(q.args)), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("top keys: %w", err)

@@ -534,6 +534,11 @@ func TestTopKeys(t *testing.T) {
 	add(f.k3, 1, 0.5)
 	add(f.k3, 1, 1) // k1 and k3 tie on cost; k3 made more requests
 	add(doomed, 1, 3)
+	// A key moved from alpha to beta: shown with the team charged most.
+	mover, _ := mustKey(t, st, store.KeySpec{Alias: "mover", TeamID: &f.alpha.ID})
+	add(mover, 0, 0.1)
+	add(mover, 1, 0.2)
+	logs[len(logs)-1].TeamID = &f.beta.ID
 	add(nil, 0, 100) // no key: not a top key
 	add(f.k1, 5, 50) // outside the ranges below
 	if _, err := st.InsertSpendLogs(ctx, logs); err != nil {
@@ -551,6 +556,7 @@ func TestTopKeys(t *testing.T) {
 		k(doomed, "", "", f.beta, 3, 1), // deleted: no alias or hint
 		k(f.k3, "batch", f.k3.Hint, f.beta, 2, 3),
 		k(f.k1, "ci-bot", f.k1.Hint, f.alpha, 2, 2),
+		k(mover, "mover", mover.Hint, f.beta, 0.3, 2),
 	}
 	from, to := at.Add(-12*time.Hour), at.AddDate(0, 0, 2).Add(-12*time.Hour)
 	for _, tc := range []struct {
@@ -562,7 +568,8 @@ func TestTopKeys(t *testing.T) {
 		{"all", 10, store.RollupFilter{}, all},
 		{"limit", 2, store.RollupFilter{}, all[:2]},
 		{"limit cuts a tie", 3, store.RollupFilter{}, all[:3]},
-		{"one team", 10, store.RollupFilter{TeamIDs: []string{f.beta.ID}}, []store.KeySpend{all[1], all[2]}},
+		{"one team", 10, store.RollupFilter{TeamIDs: []string{f.beta.ID}}, []store.KeySpend{all[1], all[2],
+			k(mover, "mover", mover.Hint, f.beta, 0.2, 1)}},
 		{"one user", 10, store.RollupFilter{UserID: f.bob.ID}, []store.KeySpend{all[0], all[1]}},
 		{"team and user", 10, store.RollupFilter{TeamIDs: []string{f.alpha.ID}, UserID: f.bob.ID}, all[:1]},
 	} {

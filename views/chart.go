@@ -21,12 +21,12 @@ type Chart struct {
 // Bar is one rectangle of the chart.
 type Bar struct {
 	X, Y, W, H float64
-	Color      string
-	Title      string // tooltip
+	Class string // colour class
+	Title string // tooltip
 }
 
 // LegendItem names one series.
-type LegendItem struct{ Name, Color string }
+type LegendItem struct{ Name, Class string }
 
 // AxisLabel is a date under the bars.
 type AxisLabel struct {
@@ -42,12 +42,13 @@ type SeriesPoint struct {
 	Value float64
 }
 
-var palette = []string{"#3b82f6", "#10b981", "#f59e0b", "#ef4444", "#8b5cf6", "#94a3b8"}
+// palette are the CSS classes of the series colours (static/css/app.css).
+var palette = []string{"series-1", "series-2", "series-3", "series-4", "series-5"}
 
-const maxSeries = 5 // the rest are summed as "other"
+const maxSeries = 4 // the rest are summed as "other", in the last colour
 
 // NewChart lays out points over the days from first to last (inclusive):
-// the five largest series get their own colour, the rest are "other".
+// the four largest series get their own colour, the rest are "other".
 func NewChart(title string, first, last time.Time, points []SeriesPoint) Chart {
 	c := Chart{Title: title, Width: 720, Height: 220}
 	totals := map[string]float64{}
@@ -74,13 +75,13 @@ func NewChart(title string, first, last time.Time, points []SeriesPoint) Chart {
 			if name == "" {
 				name = "(none)"
 			}
-			c.Legend = append(c.Legend, LegendItem{Name: name, Color: palette[i]})
+			c.Legend = append(c.Legend, LegendItem{Name: name, Class: palette[i]})
 		} else {
 			colour[k] = palette[maxSeries]
 		}
 	}
 	if len(keys) > maxSeries {
-		c.Legend = append(c.Legend, LegendItem{Name: "other", Color: palette[maxSeries]})
+		c.Legend = append(c.Legend, LegendItem{Name: "other", Class: palette[maxSeries]})
 	}
 	days := int(last.Sub(first).Hours()/24) + 1
 	if days < 1 || len(points) == 0 {
@@ -123,10 +124,10 @@ func NewChart(title string, first, last time.Time, points []SeriesPoint) Chart {
 			}
 			h := v / maxDay * plotH
 			y -= h
-			c.Bars = append(c.Bars, Bar{X: left + float64(i)*slot + 1, Y: y, W: slot - 2, H: h, Color: col,
+			c.Bars = append(c.Bars, Bar{X: left + float64(i)*slot + 1, Y: y, W: slot - 2, H: h, Class: col,
 				Title: fmt.Sprintf("%s: %s", day.Format("Jan 2"), Money(v))})
 		}
-		if i%7 == 0 || i == days-1 {
+		if (days-1-i)%7 == 0 { // weekly, ending on the last day
 			c.Labels = append(c.Labels, AxisLabel{X: left + float64(i)*slot, Text: day.Format("Jan 2")})
 		}
 	}

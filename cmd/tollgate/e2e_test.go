@@ -49,7 +49,10 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startStack(t *testing.T) *stack {
+func startStack(t *testing.T) *stack { return startStackWith(t, nil) }
+
+// startStackWith starts the stack with extra settings.
+func startStackWith(t *testing.T, extra map[string]string) *stack {
 	s := &stack{t: t, dsn: storetest.NewDatabase(t), done: make(chan error, 1)}
 	mock := mockllm.NewHandler(mockllm.Options{APIKey: "upstream-key", Latency: 300 * time.Millisecond})
 	s.provider = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +69,9 @@ func startStack(t *testing.T) *stack {
 		"TOLLGATE_ADMIN_ADDR":           freeAddr(t),
 		"TOLLGATE_SPEND_FLUSH_INTERVAL": "10s", // long: shutdown must flush, not the ticker
 		"TOLLGATE_LOG_LEVEL":            "error",
+	}
+	for k, v := range extra {
+		env[k] = v
 	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"tollgate/browsertest"
+)
+
+// An admin runs the product from the dashboard in a real browser: sign in,
+// add a provider, a model, a team and a key, use the key through the
+// gateway, find the call in the spend logs and on the dashboard, block the
+// key and see the gateway refuse it, and export the audit log.
+//
+// With TOLLGATE_SCREENSHOTS=dir the main pages are saved there as PNG.
+func TestDashboardInABrowser(t *testing.T) {
+	s := startStackWith(t, map[string]string{"TOLLGATE_SPEND_FLUSH_INTERVAL": "100ms"})
+	ctx := browsertest.New(t)
+	shots := os.Getenv("TOLLGATE_SCREENSHOTS")
+	shot := func(name string) {
+		if shots != "" {
+			browsertest.Screenshot(t, ctx, filepath.Join(shots, name+".png"))
+		}
+	}
+	run := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v (page errors: %v)", what, err, browsertest.JSErrors(ctx))
+		}
+	}
+	admin := s.admin
+
+	// Sign in: a wrong key is refused, the master key opens the dashboard.
+	var errText string
+	run("wrong key",
+		chromedp.Navigate(admin+"/dashboard"),
+		chromedp.WaitVisible(`#master_key`),
+		chromedp.SendKeys(`#master_key`, "not-the-key"),
+		chromedp.Submit(`#master_key`),
+		chromedp.WaitVisible(`#signin-error`),
+		chromedp.Text(`#signin-error`, &errText),
+	)
+	if !strings.Contains(errText, "not the master key") {
+		t.Errorf("sign-in error %q", errText)
+	}
+	run("sign in",
+		chromedp.SetValue(`#master_key`, masterKey),
+		chromedp.Submit(`#master_key`),
+		chromedp.WaitVisible(`section.stats`),
+	)
+
+	// Provider, model and team through their forms.
+	run("add provider",
+		chromedp.Navigate(admin+"/providers"),
+		chromedp.WaitVisible(`#provider-form input[name=name]`),
+		chromedp.SendKeys(`#provider-form input[name=name]`, "mock"),
+		chromedp.SetValue(`#provider-form select[name=type]`, "mock"),
+		chromedp.SendKeys(`#provider-form input[name=api_key]`, "upstream-key"),
+		chromedp.SendKeys(`#provider-form input[name=api_base]`, s.provider.URL+"/v1"),
+		chromedp.Click(`#provider-form button[type=submit]`),
+		chromedp.WaitVisible(`#providers-list table`),
+		chromedp.WaitVisible(`#toasts .toast`),
+	)
+	shot("providers")
+	run("add model",
+		chromedp.Navigate(admin+"/models"),
+		chromedp.WaitVisible(`#model-form select[name=provider_id]`),
+		chromedp.SetValue(`#model-form select[name=provider_id]`, providerIDByName(t, s, "mock")),
+		chromedp.SendKeys(`#model-form input[name=upstream_model]`, "mock-gpt"),
+		chromedp.SendKeys(`#model-form input[name=model_name]`, "gpt-4o-mini"),
+		chromedp.SendKeys(`#model-form input[name=input_cost_per_million]`, "0.15"),
+		chromedp.SendKeys(`#model-form input[name=output_cost_per_million]`, "0.6"),
+		chromedp.Click(`#model-form button[type=submit]`),
+		chromedp.WaitVisible(`#models-list table`),
+	)
+	// An invalid team name is explained next to the field; nothing is created.
+	var fieldErr string
+	run("invalid team name",
+		chromedp.Navigate(admin+"/teams"),
+		chromedp.WaitVisible(`#team-form input[name=name]`),
+		chromedp.SendKeys(`#team-form input[name=name]`, "-growth"),
+		chromedp.Click(`#team-form button[type=submit]`),
+		chromedp.WaitVisible(`#team-form .field-error`),
+		chromedp.Text(`#team-form .field-error`, &fieldErr),
+	)
+	if !strings.Contains(fieldErr, "start and end with a letter or digit") {
+		t.Errorf("team name error %q", fieldErr)
+	}
+	run("add team",
+		chromedp.SetValue(`#team-form input[name=name]`, "growth-team"),
+		chromedp.SendKeys(`#team-form input[name=max_budget]`, "25"),
+		chromedp.Click(`#team-form button[type=submit]`),
+		chromedp.WaitVisible(`#teams-list progress.budget-bar`),
+	)
+	shot("teams")
+
+	// A key whose alias is markup: it must show as text.
+	alias := `<img src=x onerror=alert(1)>`
+	var secret, copyState string
+	run("create key",
+		chromedp.Navigate(admin+"/keys"),
+		chromedp.WaitVisible(`#key-form select[name=team_id]`),
+		chromedp.SetValue(`#key-form select[name=team_id]`, teamIDByName(t, s, "growth-team")),
+		chromedp.SendKeys(`#key-form input[name=alias]`, alias),
+		chromedp.Click(`#key-form button[type=submit]`),
+		chromedp.WaitVisible(`#secret-dialog #new-secret`),
+		chromedp.Text(`#new-secret`, &secret),
+		chromedp.Click(`#secret-dialog button[data-copy-target]`),
+		chromedp.WaitVisible(`#secret-dialog button[data-copy-state]`),
+		chromedp.AttributeValue(`#secret-dialog button[data-copy-target]`, "data-copy-state", &copyState, nil),
+	)
+	if !strings.HasPrefix(secret, "sk-") {
+		t.Fatalf("secret %q", secret)
+	}
+	if copyState == "" {
+		t.Error("copy button did nothing")
+	}
+	shot("key-created")
+	var images int
+	var aliasText string
+	run("alias is text",
+		chromedp.Click(`#secret-dialog button[data-close]`),
+		chromedp.Evaluate(`document.querySelectorAll('#keys-list img').length`, &images),
+		chromedp.Text(`#keys-list tbody tr td`, &aliasText),
+	)
+	if images != 0 || aliasText != alias {
+		t.Errorf("alias rendered as markup: %d images, text %q", images, aliasText)
+	}
+
+	// The key works through the gateway; the call shows in the spend logs
+	// and on the dashboard.
+	if status := s.chat(secret); status != 200 {
+		t.Fatalf("gateway with the new key: %d", status)
+	}
+	// The spend writer flushes every 100 ms: reload until the row is there.
+	for i := 0; ; i++ {
+		var found bool
+		run("spend logs", chromedp.Navigate(admin+"/spend"), chromedp.WaitVisible(`#spend-results`),
+			chromedp.Evaluate(`document.querySelector('#spend-table') !== null`, &found))
+		if found {
+			break
+		}
+		if i == 50 {
+			t.Fatal("the call never showed in the spend logs")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var spendText string
+	run("spend row", chromedp.Text(`#spend-table tbody`, &spendText))
+	if !strings.Contains(spendText, "gpt-4o-mini") || !strings.Contains(spendText, "growth-team") {
+		t.Errorf("spend table: %q", spendText)
+	}
+	shot("spend-logs")
+	var stats string
+	run("dashboard",
+		chromedp.Navigate(admin+"/dashboard"),
+		chromedp.WaitVisible(`section.stats`),
+		chromedp.Text(`section.stats`, &stats),
+		chromedp.WaitVisible(`figure.chart svg rect`),
+	)
+	if !strings.Contains(stats, "1 requests") {
+		t.Errorf("dashboard stats: %q", stats)
+	}
+	shot("dashboard")
+
+	// Block it from the list: the gateway refuses its next call.
+	run("block key",
+		chromedp.Navigate(admin+"/keys"),
+		chromedp.Click(`#keys-list tbody tr button[hx-post$="/block"]`),
+		chromedp.WaitVisible(`#keys-list .badge.blocked`),
+	)
+	waitFor(t, func() (int, error) {
+		if st := s.chat(secret); st != 401 {
+			return st, errStatus(st)
+		}
+		return 401, nil
+	})
+
+	// The audit log lists the changes and exports them.
+	var csv string
+	run("audit export",
+		chromedp.Navigate(admin+"/audit"),
+		chromedp.WaitVisible(`#audit-table`),
+		chromedp.Evaluate(`fetch(document.querySelector('a[href*="format=csv"]').href).then(r => r.text())`, &csv,
+			func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }),
+	)
+	for _, action := range []string{"provider.create", "model.create", "team.create", "key.create", "key.block"} {
+		if !strings.Contains(csv, action) {
+			t.Errorf("audit export lacks %s", action)
+		}
+	}
+	if strings.Contains(csv, secret) || strings.Contains(csv, "upstream-key") {
+		t.Error("a secret reached the audit export")
+	}
+	shot("audit")
+	for _, e := range browsertest.JSErrors(ctx) {
+		// The refused sign-in is answered 401 on purpose.
+		if !strings.Contains(e, "/signin") {
+			t.Errorf("error in the page (CSP violation, script error, failed load): %s", e)
+		}
+	}
+}
+
+// chat makes one chat completion with key and returns the status.
+func (s *stack) chat(key string) int {
+	req, _ := http.NewRequest("POST", s.gateway+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"from the dashboard test"}]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+type errStatus int
+
+func (e errStatus) Error() string { return http.StatusText(int(e)) }
+
+func providerIDByName(t *testing.T, s *stack, name string) string {
+	return idByName(t, s, "/providers", "name", name)
+}
+
+func teamIDByName(t *testing.T, s *stack, name string) string {
+	return idByName(t, s, "/teams", "name", name)
+}
+
+func idByName(t *testing.T, s *stack, path, field, name string) string {
+	t.Helper()
+	list := s.api("GET", path, nil)
+	for _, item := range list["data"].([]any) {
+		m := item.(map[string]any)
+		if m[field] == name {
+			return m["id"].(string)
+		}
+	}
+	t.Fatalf("%s %q not found", path, name)
+	return ""
+}
