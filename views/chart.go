@@ -21,8 +21,8 @@ type Chart struct {
 // Bar is one rectangle of the chart.
 type Bar struct {
 	X, Y, W, H float64
-	Class string // colour class
-	Title string // tooltip
+	Class      string // colour class
+	Title      string // tooltip
 }
 
 // LegendItem names one series.
