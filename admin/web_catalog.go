@@ -302,3 +302,64 @@ func parseModelNumbers(f views.ModelForm, spec *store.ModelSpec) error {
 	}
 	return err
 }
+
+func (s *Server) userPages(r *mux.Router) {
+	r.HandleFunc("/users", func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.usersView(r, views.UserForm{})
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		s.page(w, r, "Users", "users", views.UsersPage(v))
+	}).Methods(http.MethodGet)
+	r.HandleFunc("/users", s.createUserForm).Methods(http.MethodPost)
+	r.HandleFunc("/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		s.deleteRow(w, r, func() error { return s.st.DeleteUser(r.Context(), principalFrom(r.Context()).Actor, pathID(r)) }, "User removed")
+	}).Methods(http.MethodDelete)
+}
+
+func (s *Server) usersView(r *http.Request, f views.UserForm) (views.UsersView, error) {
+	v := views.UsersView{Form: f, CanWrite: s.viewSession(r.Context()).CanWrite}
+	teams, _, err := s.st.ListTeams(r.Context(), store.TeamFilter{Page: store.Page{Limit: 1000}})
+	if err != nil {
+		return v, err
+	}
+	names := map[string]string{}
+	for _, t := range teams {
+		names[t.ID] = t.Name
+		v.Teams = append(v.Teams, views.Option{Value: t.ID, Label: t.Name})
+	}
+	users, _, err := s.st.ListUsers(r.Context(), store.Page{Limit: 1000})
+	if err != nil {
+		return v, err
+	}
+	for _, u := range users {
+		var teamNames []string
+		for _, id := range u.Teams {
+			teamNames = append(teamNames, names[id])
+		}
+		v.Rows = append(v.Rows, views.UserRow{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, Teams: strings.Join(teamNames, ", ")})
+	}
+	return v, nil
+}
+
+func (s *Server) createUserForm(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.writeErr(w, r, &badInput{err.Error()})
+		return
+	}
+	f := views.UserForm{Email: r.PostFormValue("email"), Name: r.PostFormValue("name"), Role: r.PostFormValue("role"), TeamIDs: r.PostForm["team_id"]}
+	teams := append([]string{}, f.TeamIDs...)
+	_, err := s.st.CreateUser(r.Context(), principalFrom(r.Context()).Actor,
+		store.UserInput{UserSpec: store.UserSpec{Email: f.Email, Name: f.Name, Role: f.Role}, Teams: &teams})
+	s.formDone(w, r, err,
+		func(errs map[string]string) templ.Component {
+			v, _ := s.usersView(r, f)
+			v.Form.Errors = errs
+			return views.UserFormView(v.Form, v.Teams)
+		},
+		func() (templ.Component, error) {
+			v, err := s.usersView(r, views.UserForm{})
+			return both(views.UserFormView(v.Form, v.Teams), views.UsersList(v.Rows, true, true)), err
+		}, "User "+f.Email+" added")
+}

@@ -59,3 +59,12 @@ func When(t *time.Time) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func contains(list []string, v string) bool {
+	for _, s := range list {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}

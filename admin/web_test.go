@@ -1,0 +1,185 @@
+package admin_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// browser is a cookie-keeping client for the dashboard's pages.
+type browser struct {
+	e      *env
+	client *http.Client
+}
+
+func (e *env) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{e: e, client: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// send makes a request like a same-origin page (htmx when hx is true).
+func (b *browser) send(method, path string, form url.Values, hx bool, headers ...string) (*http.Response, string) {
+	b.e.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, b.e.srv.URL+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	if hx {
+		req.Header.Set("HX-Request", "true")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp, string(raw)
+}
+
+func (b *browser) signIn() {
+	b.e.t.Helper()
+	resp, _ := b.send("POST", "/signin", url.Values{"master_key": {masterKey}}, false)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/dashboard" {
+		b.e.t.Fatalf("sign in: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func TestDashboardSessions(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	if resp, _ := b.send("GET", "/keys", nil, false); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/signin" {
+		t.Fatalf("no session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := b.send("GET", "/keys", nil, true); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("HX-Redirect") != "/signin" {
+		t.Errorf("htmx without session: %d %q", resp.StatusCode, resp.Header.Get("HX-Redirect"))
+	}
+	resp, body := b.send("POST", "/signin", url.Values{"master_key": {"wrong"}}, false)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "not the master key") {
+		t.Errorf("wrong key: %d", resp.StatusCode)
+	}
+	b.signIn()
+	var cookie *http.Cookie
+	u, _ := url.Parse(e.srv.URL)
+	for _, c := range b.client.Jar.Cookies(u) {
+		if c.Name == "tollgate_session" {
+			cookie = c
+		}
+	}
+	if cookie == nil {
+		t.Fatal("no session cookie")
+	}
+	resp, _ = b.send("POST", "/signin", url.Values{"master_key": {masterKey}}, false)
+	setCookie := resp.Header.Get("Set-Cookie")
+	if !strings.Contains(setCookie, "HttpOnly") || !strings.Contains(setCookie, "SameSite=Lax") {
+		t.Errorf("cookie flags: %s", setCookie)
+	}
+	if strings.Contains(setCookie, masterKey) {
+		t.Error("master key in the cookie")
+	}
+
+	for _, path := range []string{"/dashboard", "/providers", "/models", "/teams", "/users", "/keys", "/spend", "/audit"} {
+		resp, body := b.send("GET", path, nil, false)
+		if resp.StatusCode != 200 || !strings.Contains(body, "<main") {
+			t.Errorf("%s: %d", path, resp.StatusCode)
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("%s: CSP %q", path, csp)
+		}
+		if strings.Contains(body, "<script>") || strings.Contains(body, " style=") {
+			t.Errorf("%s: inline script or style", path)
+		}
+	}
+
+	// A post from another site is refused (CSRF), and changes nothing.
+	teams := 0
+	e.st.DB().Get(&teams, `SELECT count(*) FROM teams`)
+	resp, _ = b.send("POST", "/teams", url.Values{"name": {"evil-team"}}, true, "Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site post: %d", resp.StatusCode)
+	}
+	after := 0
+	e.st.DB().Get(&after, `SELECT count(*) FROM teams`)
+	if after != teams {
+		t.Error("cross-site post created a team")
+	}
+
+	b.send("POST", "/signout", url.Values{}, false)
+	if resp, _ := b.send("GET", "/dashboard", nil, false); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("after sign out: %d", resp.StatusCode)
+	}
+}
+
+func TestDashboardForms(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+
+	// Inline errors name the rule; nothing is written.
+	_, body := b.send("POST", "/teams", url.Values{"name": {"bad name"}}, true)
+	if !strings.Contains(body, "field-error") || !strings.Contains(body, "only letters, digits") {
+		t.Errorf("team form error: %s", body)
+	}
+	_, body = b.send("POST", "/users", url.Values{"email": {"not-an-email"}}, true)
+	if !strings.Contains(body, "is not a valid address") {
+		t.Errorf("user form error: %s", body)
+	}
+	if n := e.count("teams") + e.count("users"); n != 0 {
+		t.Errorf("%d rows written by refused forms", n)
+	}
+
+	// Success answers with a toast and the refreshed list.
+	resp, body := b.send("POST", "/teams", url.Values{"name": {"growth"}, "max_budget": {"10"}}, true)
+	if !strings.Contains(resp.Header.Get("HX-Trigger"), "showToast") || !strings.Contains(body, `id="teams-list" hx-swap-oob="true"`) {
+		t.Errorf("team created: %s %s", resp.Header.Get("HX-Trigger"), body)
+	}
+	teamID := ""
+	e.st.DB().Get(&teamID, `SELECT id FROM teams WHERE name = 'growth'`)
+	_, body = b.send("POST", "/users", url.Values{"email": {"ana@corp.example"}, "role": {"finance"}, "team_id": {teamID}}, true)
+	if !strings.Contains(body, "ana@corp.example") || !strings.Contains(body, "growth") {
+		t.Errorf("user created: %s", body)
+	}
+
+	// A key: its markup alias is escaped, its secret is shown once only.
+	_, body = b.send("POST", "/keys", url.Values{"team_id": {teamID}, "alias": {"<script>alert(1)</script>"}}, true)
+	if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") || strings.Contains(body, "<script>alert") {
+		t.Error("alias not escaped")
+	}
+	i := strings.Index(body, `id="new-secret"`)
+	if i < 0 {
+		t.Fatalf("no secret dialog: %s", body)
+	}
+	secret := body[i+strings.Index(body[i:], ">")+1:]
+	secret = secret[:strings.Index(secret, "<")]
+	if !strings.HasPrefix(secret, "sk-") {
+		t.Fatalf("secret %q", secret)
+	}
+	for _, path := range []string{"/keys", "/audit", "/dashboard", "/spend"} {
+		if _, body := b.send("GET", path, nil, false); strings.Contains(body, secret) {
+			t.Errorf("%s shows the secret again", path)
+		}
+	}
+
+	// Deleting a team that still has keys is refused with the reason.
+	resp, _ = b.send("DELETE", "/teams/"+teamID, nil, true)
+	if resp.Header.Get("HX-Reswap") != "none" || !strings.Contains(resp.Header.Get("HX-Trigger"), "still has 1 key") {
+		t.Errorf("refused delete: %v", resp.Header)
+	}
+	// Finance cannot change anything from the dashboard either: the API
+	// already tests roles; here the audit export works for the admin.
+	resp, body = b.send("GET", "/audit/export?format=csv", nil, false)
+	if resp.StatusCode != 200 || !strings.Contains(body, "team.create") {
+		t.Errorf("audit export: %d %s", resp.StatusCode, body)
+	}
+}
