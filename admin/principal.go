@@ -52,10 +52,15 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	if token == "" || !strings.EqualFold(scheme, "Bearer") {
 		return nil, &errUnauthorized{"Missing credentials: send 'Authorization: Bearer <master key or management key>'."}
 	}
+	return s.principalFor(r.Context(), token)
+}
+
+// principalFor resolves a master key or a management/default virtual key.
+func (s *Server) principalFor(ctx context.Context, token string) (*principal, error) {
 	if s.masterKey != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.masterKey)) == 1 {
 		return &principal{Actor: masterActor, Role: store.RoleAdmin}, nil
 	}
-	key, err := s.st.KeyByHash(r.Context(), store.HashKey(token))
+	key, err := s.st.KeyByHash(ctx, store.HashKey(token))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, &errUnauthorized{"Invalid credentials for the management API."}
 	}
@@ -73,7 +78,7 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	if key.UserID == nil {
 		return &principal{Actor: "key:" + key.ID, Role: store.RoleAdmin}, nil
 	}
-	u, err := s.st.GetUser(r.Context(), *key.UserID)
+	u, err := s.st.GetUser(ctx, *key.UserID)
 	if err != nil {
 		return nil, err
 	}

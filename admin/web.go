@@ -2,10 +2,10 @@ package admin
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/a-h/templ"
@@ -89,10 +89,19 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
 	render(w, r, http.StatusOK, views.SignIn(""))
 }
 
+// signIn accepts the master key, or a management/default key, which signs
+// its owner in with their role (until single sign-on arrives).
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
-	key := r.PostFormValue("master_key")
-	if s.masterKey == "" || subtle.ConstantTimeCompare([]byte(key), []byte(s.masterKey)) != 1 {
-		render(w, r, http.StatusUnauthorized, views.SignIn("That is not the master key."))
+	key := strings.TrimSpace(r.PostFormValue("master_key"))
+	p, err := s.principalFor(r.Context(), key)
+	var uerr *errUnauthorized
+	var ferr *errForbidden
+	if key == "" || errors.As(err, &uerr) || errors.As(err, &ferr) {
+		render(w, r, http.StatusUnauthorized, views.SignIn("That is not the master key or a management key."))
+		return
+	}
+	if err != nil {
+		s.writeErr(w, r, err)
 		return
 	}
 	// A new token on sign-in defeats session fixation.
@@ -100,9 +109,14 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	s.sessions.Put(r.Context(), sessRole, store.RoleAdmin)
-	s.sessions.Put(r.Context(), sessActor, masterActor+" (dashboard)")
-	s.sessions.Put(r.Context(), sessName, "master key")
+	name := "master key"
+	if p.Actor != masterActor {
+		name = strings.TrimPrefix(strings.SplitN(p.Actor, " via ", 2)[0], "user:")
+	}
+	s.sessions.Put(r.Context(), sessRole, p.Role)
+	s.sessions.Put(r.Context(), sessActor, p.Actor+" (dashboard)")
+	s.sessions.Put(r.Context(), sessUserID, p.UserID)
+	s.sessions.Put(r.Context(), sessName, name)
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 }
 
@@ -130,8 +144,14 @@ func (s *Server) requireSession(next http.Handler) http.Handler {
 			return
 		}
 		p := &principal{Actor: s.sessions.GetString(ctx, sessActor), Role: role, UserID: s.sessions.GetString(ctx, sessUserID)}
-		if r.Method != http.MethodGet && p.Role != store.RoleAdmin {
-			http.Error(w, "Your role may not change this.", http.StatusForbidden)
+		switch {
+		case p.Role == store.RoleMember:
+			// Pages narrowed to a member's own keys and teams come with
+			// single sign-on; until then members use the API with their key.
+			http.Error(w, "The dashboard is for admins and finance users; members manage their keys through the API for now.", http.StatusForbidden)
+			return
+		case r.Method != http.MethodGet && p.Role != store.RoleAdmin:
+			http.Error(w, "Finance users have read-only access.", http.StatusForbidden)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(withPrincipal(ctx, p)))

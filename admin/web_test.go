@@ -183,3 +183,48 @@ func TestDashboardForms(t *testing.T) {
 		t.Errorf("audit export: %d %s", resp.StatusCode, body)
 	}
 }
+
+func TestDashboardRoles(t *testing.T) {
+	e := newEnv(t)
+	secret := func(body obj) string {
+		return e.must(http.StatusCreated, http.MethodPost, "/api/v1/keys", body).json["key"].(string)
+	}
+	fin, _ := e.create("/api/v1/users", obj{"email": "fin@corp.example", "role": "finance"})
+	mem, _ := e.create("/api/v1/users", obj{"email": "mem@corp.example", "role": "member"})
+	finKey := secret(obj{"user_id": fin, "key_type": "management"})
+	memKey := secret(obj{"user_id": mem, "key_type": "default"})
+	llmKey := secret(obj{})
+
+	// An llm_api key cannot sign in.
+	b := e.browser()
+	if resp, _ := b.send("POST", "/signin", url.Values{"master_key": {llmKey}}, false); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("llm_api key signed in: %d", resp.StatusCode)
+	}
+
+	// Finance reads every page without forms, and the server refuses changes.
+	b = e.browser()
+	if resp, _ := b.send("POST", "/signin", url.Values{"master_key": {finKey}}, false); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("finance sign in: %d", resp.StatusCode)
+	}
+	resp, body := b.send("GET", "/keys", nil, false)
+	if resp.StatusCode != 200 || strings.Contains(body, "New key") || strings.Contains(body, "hx-delete") || !strings.Contains(body, "fin@corp.example") {
+		t.Errorf("finance keys page: %d", resp.StatusCode)
+	}
+	for _, c := range []struct{ method, path string }{{"POST", "/teams"}, {"POST", "/keys"}, {"DELETE", "/users/" + mem}} {
+		if resp, _ := b.send(c.method, c.path, url.Values{"name": {"x"}}, true); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("finance %s %s: %d", c.method, c.path, resp.StatusCode)
+		}
+	}
+	if e.count("teams") != 0 || e.count("users") != 2 {
+		t.Error("a finance request changed something")
+	}
+
+	// Members are kept out of the dashboard for now.
+	b = e.browser()
+	b.send("POST", "/signin", url.Values{"master_key": {memKey}}, false)
+	for _, path := range []string{"/dashboard", "/keys", "/spend"} {
+		if resp, _ := b.send("GET", path, nil, false); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("member GET %s: %d", path, resp.StatusCode)
+		}
+	}
+}

@@ -182,7 +182,7 @@ func SignIn(errMsg string) templ.Component {
 			templ_7745c5c3_Var8 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Sign in · Tollgate</title><link rel=\"icon\" href=\"/static/favicon.svg\" type=\"image/svg+xml\"><link rel=\"stylesheet\" href=\"/static/vendor/pico.min.css\"><link rel=\"stylesheet\" href=\"/static/css/app.css\"></head><body><main class=\"container signin\"><article><header><h1>Tollgate</h1><p>Sign in to the admin dashboard.</p></header><form method=\"post\" action=\"/signin\"><label for=\"master_key\">Master key</label> <input id=\"master_key\" name=\"master_key\" type=\"password\" autocomplete=\"current-password\" required autofocus")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Sign in · Tollgate</title><link rel=\"icon\" href=\"/static/favicon.svg\" type=\"image/svg+xml\"><link rel=\"stylesheet\" href=\"/static/vendor/pico.min.css\"><link rel=\"stylesheet\" href=\"/static/css/app.css\"></head><body><main class=\"container signin\"><article><header><h1>Tollgate</h1><p>Sign in to the admin dashboard.</p></header><form method=\"post\" action=\"/signin\"><label for=\"master_key\">Master key or management key</label> <input id=\"master_key\" name=\"master_key\" type=\"password\" autocomplete=\"current-password\" required autofocus")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -215,7 +215,7 @@ func SignIn(errMsg string) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<button type=\"submit\">Sign in</button></form><footer><small>The master key is TOLLGATE_MASTER_KEY. Single sign-on comes with OIDC.</small></footer></article></main></body></html>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<button type=\"submit\">Sign in</button></form><footer><small>Admins use TOLLGATE_MASTER_KEY; a management key signs its owner in with their role. Single sign-on comes with OIDC.</small></footer></article></main></body></html>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
