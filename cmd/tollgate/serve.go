@@ -194,7 +194,7 @@ func seedDemo(ctx context.Context, st *store.Store, cfg *config.Config, log *slo
 	fmt.Fprintf(os.Stderr, `
   Tollgate demo is ready.
     gateway   %s/v1   (OpenAI-compatible)
-    admin     http://%s/api/v1
+    dashboard http://%s   (sign in with TOLLGATE_MASTER_KEY; make run keeps it in .tollgate/demo.env)
     demo key  %s
 
   Try it (the x-tollgate-cost header says what the call cost, in USD):
