@@ -27,6 +27,8 @@ type Server struct {
 	log       *slog.Logger
 	registry  *prometheus.Registry
 	sessions  *scs.SessionManager
+	// gatewayURL is where the playground sends its calls.
+	gatewayURL string
 }
 
 // New builds the admin app. With an empty master key the API refuses every
@@ -34,7 +36,8 @@ type Server struct {
 func New(st *store.Store, rdb *redis.Client, masterKey string, log *slog.Logger) *Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Server{st: st, rdb: rdb, masterKey: masterKey, log: log, registry: reg, sessions: newSessions(st)}
+	return &Server{st: st, rdb: rdb, masterKey: masterKey, log: log, registry: reg, sessions: newSessions(st),
+		gatewayURL: "http://127.0.0.1:4000"}
 }
 
 // Handler returns the admin routes.

@@ -72,6 +72,7 @@ func (s *Server) webRoutes(r *mux.Router) {
 	s.userPages(pages)
 	s.spendPages(pages)
 	s.auditPages(pages)
+	s.playgroundPages(pages)
 }
 
 const (
@@ -150,7 +151,7 @@ func (s *Server) requireSession(next http.Handler) http.Handler {
 			// single sign-on; until then members use the API with their key.
 			http.Error(w, "The dashboard is for admins and finance users; members manage their keys through the API for now.", http.StatusForbidden)
 			return
-		case r.Method != http.MethodGet && p.Role != store.RoleAdmin:
+		case r.Method != http.MethodGet && p.Role != store.RoleAdmin && !strings.HasPrefix(r.URL.Path, "/playground/"):
 			http.Error(w, "Finance users have read-only access.", http.StatusForbidden)
 			return
 		}

@@ -21,6 +21,7 @@ type Config struct {
 	ConfigFile  string
 
 	GatewayAddr string
+	GatewayURL  string // how the admin app's playground reaches the gateway
 	AdminAddr   string
 	MockAddr    string
 
@@ -60,6 +61,14 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		e.fail("TOLLGATE_LOG_FORMAT", "must be text or json")
+	}
+	c.GatewayURL = e.str("TOLLGATE_GATEWAY_URL", "")
+	if c.GatewayURL == "" {
+		addr := c.GatewayAddr
+		if strings.HasPrefix(addr, ":") {
+			addr = "127.0.0.1" + addr
+		}
+		c.GatewayURL = "http://" + addr
 	}
 	if c.MaxRequestBodyBytes <= 0 {
 		e.fail("TOLLGATE_MAX_REQUEST_BODY_BYTES", "must be positive")

@@ -16,8 +16,9 @@ import (
 
 // An admin runs the product from the dashboard in a real browser: sign in,
 // add a provider, a model, a team and a key, use the key through the
-// gateway, find the call in the spend logs and on the dashboard, block the
-// key and see the gateway refuse it, and export the audit log.
+// gateway, find the call in the spend logs and on the dashboard, chat in
+// the playground, block the key and see the gateway refuse it, and export
+// the audit log.
 //
 // With TOLLGATE_SCREENSHOTS=dir the main pages are saved there as PNG.
 func TestDashboardInABrowser(t *testing.T) {
@@ -169,6 +170,25 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Errorf("dashboard stats: %q", stats)
 	}
 	shot("dashboard")
+
+	// The playground streams an answer through the gateway with the key.
+	var answer string
+	run("playground",
+		chromedp.Navigate(admin+"/playground"),
+		chromedp.WaitVisible(`#pg-key`),
+		chromedp.SendKeys(`#pg-key`, secret),
+		chromedp.Evaluate(`document.getElementById('pg-key').dispatchEvent(new Event('change'))`, nil),
+		chromedp.WaitEnabled(`#pg-model`),
+		chromedp.SetValue(`#pg-model`, "gpt-4o-mini"),
+		chromedp.SendKeys(`#pg-message`, "Hello from the playground"),
+		chromedp.Click(`#pg-send`),
+		chromedp.WaitVisible(`#pg-transcript[data-done="1"]`),
+		chromedp.Text(`#pg-transcript .turn.assistant span`, &answer),
+	)
+	if !strings.Contains(answer, "Hello from the playground") {
+		t.Errorf("playground answer %q", answer)
+	}
+	shot("playground")
 
 	// Block it from the list: the gateway refuses its next call.
 	run("block key",

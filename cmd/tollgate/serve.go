@@ -138,6 +138,7 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 		}
 		adm := admin.New(a.st, a.rdb, cfg.MasterKey, log)
 		adm.SetSecureCookies(cfg.SecureCookies)
+		adm.SetGatewayURL(cfg.GatewayURL)
 		goRun(func() error {
 			return serveHTTP(runCtx, "admin", cfg.AdminAddr, adm.Handler(), cfg.ShutdownTimeout, log)
 		})
