@@ -147,16 +147,28 @@ func (s *Server) requireSession(next http.Handler) http.Handler {
 		p := &principal{Actor: s.sessions.GetString(ctx, sessActor), Role: role, UserID: s.sessions.GetString(ctx, sessUserID)}
 		switch {
 		case p.Role == store.RoleMember:
-			// Pages narrowed to a member's own keys and teams come with
-			// single sign-on; until then members use the API with their key.
-			http.Error(w, "The dashboard is for admins and finance users; members manage their keys through the API for now.", http.StatusForbidden)
-			return
+			// Members see their own keys and the playground, nothing else.
+			if !memberPage(r.URL.Path) {
+				http.Error(w, "Members may manage their own keys and use the playground; this page is for admins and finance users.", http.StatusForbidden)
+				return
+			}
+			u, err := s.st.GetUser(ctx, p.UserID)
+			if err != nil {
+				s.writeErr(w, r, err)
+				return
+			}
+			p.TeamIDs = u.Teams
 		case r.Method != http.MethodGet && p.Role != store.RoleAdmin && !strings.HasPrefix(r.URL.Path, "/playground/"):
 			http.Error(w, "Finance users have read-only access.", http.StatusForbidden)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(withPrincipal(ctx, p)))
 	})
+}
+
+// memberPage reports whether a member may open path.
+func memberPage(path string) bool {
+	return path == "/keys" || strings.HasPrefix(path, "/keys/") || path == "/playground" || strings.HasPrefix(path, "/playground/")
 }
 
 // viewSession is the signed-in person as pages show them.

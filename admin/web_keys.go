@@ -23,16 +23,22 @@ func (s *Server) keyPages(r *mux.Router) {
 
 // keysView loads what the keys page shows.
 func (s *Server) keysView(r *http.Request, form views.KeyForm) (views.KeysView, error) {
-	keys, _, err := s.st.ListKeys(r.Context(), store.KeyFilter{Page: store.Page{Limit: 1000}})
+	p := principalFrom(r.Context())
+	kf, tf := store.KeyFilter{Page: store.Page{Limit: 1000}}, store.TeamFilter{Page: store.Page{Limit: 1000}}
+	if p.Role == store.RoleMember {
+		kf.UserID, tf.IDs = p.UserID, append([]string{}, p.TeamIDs...)
+	}
+	keys, _, err := s.st.ListKeys(r.Context(), kf)
 	if err != nil {
 		return views.KeysView{}, err
 	}
-	teams, _, err := s.st.ListTeams(r.Context(), store.TeamFilter{Page: store.Page{Limit: 1000}})
+	teams, _, err := s.st.ListTeams(r.Context(), tf)
 	if err != nil {
 		return views.KeysView{}, err
 	}
 	names := map[string]string{}
-	v := views.KeysView{Form: form, CanWrite: s.viewSession(r.Context()).CanWrite}
+	// Members manage their own keys; finance users only read.
+	v := views.KeysView{Form: form, CanWrite: p.Role != store.RoleFinance}
 	for _, t := range teams {
 		names[t.ID] = t.Name
 		v.Teams = append(v.Teams, views.Option{Value: t.ID, Label: t.Name})
@@ -70,10 +76,15 @@ func (s *Server) createKeyForm(w http.ResponseWriter, r *http.Request) {
 	f := views.KeyForm{Alias: r.PostFormValue("alias"), TeamID: r.PostFormValue("team_id"), Models: r.PostFormValue("models"),
 		KeyType: r.PostFormValue("key_type"), MaxBudget: r.PostFormValue("max_budget"), Duration: r.PostFormValue("duration")}
 	spec, err := keySpecFromForm(f)
+	p := principalFrom(r.Context())
+	if err == nil && p.Role == store.RoleMember {
+		spec.UserID = &p.UserID
+		err = memberKeyRules(p, &spec)
+	}
 	var key *store.Key
 	var secret string
 	if err == nil {
-		key, secret, err = s.st.CreateKey(r.Context(), principalFrom(r.Context()).Actor, spec, "")
+		key, secret, err = s.st.CreateKey(r.Context(), p.Actor, spec, "")
 	}
 	if err != nil {
 		if f.Errors, err = fieldErrors(err); err != nil {
@@ -166,6 +177,10 @@ func (s *Server) renderKeyRow(w http.ResponseWriter, r *http.Request, k *store.K
 
 func (s *Server) setKeyBlockedRow(blocked bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if err := s.ownKey(r); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
 		k, err := s.st.SetKeyBlocked(r.Context(), principalFrom(r.Context()).Actor, pathID(r), blocked)
 		if err != nil {
 			s.writeErr(w, r, err)
@@ -181,6 +196,10 @@ func (s *Server) setKeyBlockedRow(blocked bool) http.HandlerFunc {
 }
 
 func (s *Server) regenerateKeyDialog(w http.ResponseWriter, r *http.Request) {
+	if err := s.ownKey(r); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	k, secret, err := s.st.RegenerateKey(r.Context(), principalFrom(r.Context()).Actor, pathID(r))
 	if err != nil {
 		s.writeErr(w, r, err)
@@ -191,6 +210,10 @@ func (s *Server) regenerateKeyDialog(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteKeyRow(w http.ResponseWriter, r *http.Request) {
+	if err := s.ownKey(r); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	if err := s.st.DeleteKey(r.Context(), principalFrom(r.Context()).Actor, pathID(r)); err != nil {
 		s.writeErr(w, r, err)
 		return

@@ -190,7 +190,11 @@ func TestDashboardRoles(t *testing.T) {
 		return e.must(http.StatusCreated, http.MethodPost, "/api/v1/keys", body).json["key"].(string)
 	}
 	fin, _ := e.create("/api/v1/users", obj{"email": "fin@corp.example", "role": "finance"})
-	mem, _ := e.create("/api/v1/users", obj{"email": "mem@corp.example", "role": "member"})
+	teamA, _ := e.create("/api/v1/teams", obj{"name": "team-a"})
+	teamB, _ := e.create("/api/v1/teams", obj{"name": "team-b"})
+	mem, _ := e.create("/api/v1/users", obj{"email": "mem@corp.example", "role": "member", "teams": []string{teamA}})
+	other, _ := e.create("/api/v1/users", obj{"email": "other@corp.example", "role": "member", "teams": []string{teamB}})
+	otherKey := e.must(http.StatusCreated, http.MethodPost, "/api/v1/keys", obj{"user_id": other, "team_id": teamB, "alias": "others-key"}).json["id"].(string)
 	finKey := secret(obj{"user_id": fin, "key_type": "management"})
 	memKey := secret(obj{"user_id": mem, "key_type": "default"})
 	llmKey := secret(obj{})
@@ -215,16 +219,41 @@ func TestDashboardRoles(t *testing.T) {
 			t.Errorf("finance %s %s: %d", c.method, c.path, resp.StatusCode)
 		}
 	}
-	if e.count("teams") != 0 || e.count("users") != 2 {
+	if e.count("teams") != 2 || e.count("users") != 3 {
 		t.Error("a finance request changed something")
 	}
 
-	// Members are kept out of the dashboard for now.
+	// Members see and manage only their own keys, and nothing else.
 	b = e.browser()
 	b.send("POST", "/signin", url.Values{"master_key": {memKey}}, false)
-	for _, path := range []string{"/dashboard", "/keys", "/spend"} {
+	for _, path := range []string{"/dashboard", "/teams", "/spend", "/audit"} {
 		if resp, _ := b.send("GET", path, nil, false); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("member GET %s: %d", path, resp.StatusCode)
+		}
+	}
+	resp, body = b.send("GET", "/keys", nil, false)
+	if resp.StatusCode != 200 || strings.Contains(body, "others-key") || strings.Contains(body, "team-b") || !strings.Contains(body, "New key") {
+		t.Errorf("member keys page: %d", resp.StatusCode)
+	}
+	if strings.Contains(body, `href="/teams"`) {
+		t.Error("member nav links to admin pages")
+	}
+	_, body = b.send("POST", "/keys", url.Values{"team_id": {teamB}, "alias": {"sneaky"}}, true)
+	if !strings.Contains(body, "must be one of your teams") {
+		t.Errorf("member key in another team: %s", body)
+	}
+	_, body = b.send("POST", "/keys", url.Values{"team_id": {teamA}, "alias": {"laptop"}}, true)
+	if !strings.Contains(body, `id="new-secret"`) {
+		t.Fatalf("member key: %s", body)
+	}
+	owner := ""
+	e.st.DB().Get(&owner, `SELECT user_id FROM keys WHERE alias = 'laptop'`)
+	if owner != mem {
+		t.Errorf("member's new key owned by %q", owner)
+	}
+	for _, c := range []struct{ method, path string }{{"POST", "/keys/" + otherKey + "/block"}, {"POST", "/keys/" + otherKey + "/regenerate"}, {"DELETE", "/keys/" + otherKey}} {
+		if resp, _ := b.send(c.method, c.path, url.Values{}, true); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("member %s %s: %d", c.method, c.path, resp.StatusCode)
 		}
 	}
 }
