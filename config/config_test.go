@@ -27,6 +27,7 @@ func TestLoadDefaults(t *testing.T) {
 		DatabaseURL:         "postgres://postgres@127.0.0.1:5432/tollgate?sslmode=disable",
 		RedisURL:            "redis://127.0.0.1:6379/0",
 		GatewayAddr:         ":4000",
+		GatewayURL:          "http://127.0.0.1:4000",
 		AdminAddr:           ":8080",
 		MockAddr:            ":9090",
 		AutoMigrate:         true,
@@ -62,6 +63,8 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		"TOLLGATE_SHUTDOWN_TIMEOUT":       "1m",
 		"TOLLGATE_LOG_LEVEL":              "DEBUG",
 		"TOLLGATE_LOG_FORMAT":             "json",
+		"TOLLGATE_GATEWAY_URL":            "https://gateway.internal",
+		"TOLLGATE_SECURE_COOKIES":         "true",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -69,8 +72,9 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 	want := config.Config{
 		DatabaseURL: "postgres://db.internal/tollgate", RedisURL: "redis://cache.internal:6379/2",
 		MasterKey: "sk-master-0123456789", SecretKey: "00112233", ConfigFile: "/etc/tollgate.yaml",
-		GatewayAddr: ":4400", AdminAddr: "127.0.0.1:8880", MockAddr: ":9999",
-		AutoMigrate: false, MaxRequestBodyBytes: 1024, UpstreamTimeout: 90 * time.Second,
+		GatewayAddr: ":4400", GatewayURL: "https://gateway.internal", AdminAddr: "127.0.0.1:8880", MockAddr: ":9999",
+		SecureCookies: true,
+		AutoMigrate:   false, MaxRequestBodyBytes: 1024, UpstreamTimeout: 90 * time.Second,
 		SpendFlushInterval: 250 * time.Millisecond, ShutdownTimeout: time.Minute,
 		LogLevel: slog.LevelDebug, LogFormat: "json",
 	}
