@@ -74,7 +74,8 @@ func (s *Server) keysPage(w http.ResponseWriter, r *http.Request) {
 // shows the secret once.
 func (s *Server) createKeyForm(w http.ResponseWriter, r *http.Request) {
 	f := views.KeyForm{Alias: r.PostFormValue("alias"), TeamID: r.PostFormValue("team_id"), Models: r.PostFormValue("models"),
-		KeyType: r.PostFormValue("key_type"), MaxBudget: r.PostFormValue("max_budget"), Duration: r.PostFormValue("duration")}
+		KeyType: r.PostFormValue("key_type"), MaxBudget: r.PostFormValue("max_budget"), Duration: r.PostFormValue("duration"),
+		RPM: r.PostFormValue("rpm_limit"), TPM: r.PostFormValue("tpm_limit"), Parallel: r.PostFormValue("max_parallel_requests")}
 	spec, err := keySpecFromForm(f)
 	p := principalFrom(r.Context())
 	if err == nil && p.Role == store.RoleMember {
@@ -116,6 +117,15 @@ func keySpecFromForm(f views.KeyForm) (store.KeySpec, error) {
 	spec.TeamID = &f.TeamID
 	var err error
 	if spec.MaxBudget, err = optionalFloat("max_budget", f.MaxBudget); err != nil {
+		return spec, err
+	}
+	if spec.RPMLimit, err = optionalInt("rpm_limit", f.RPM); err != nil {
+		return spec, err
+	}
+	if spec.TPMLimit, err = optionalInt("tpm_limit", f.TPM); err != nil {
+		return spec, err
+	}
+	if spec.MaxParallelRequests, err = optionalInt("max_parallel_requests", f.Parallel); err != nil {
 		return spec, err
 	}
 	if d := strings.TrimSpace(f.Duration); d != "" && d != "never" {

@@ -171,9 +171,20 @@ func TestDashboardForms(t *testing.T) {
 		}
 	}
 
+	// Key limits are set from the form, and bad ones explained.
+	_, body = b.send("POST", "/keys", url.Values{"team_id": {teamID}, "alias": {"limited"}, "max_parallel_requests": {"-1"}}, true)
+	if !strings.Contains(body, "max_parallel_requests must not be negative") {
+		t.Errorf("negative parallel limit: %s", body)
+	}
+	b.send("POST", "/keys", url.Values{"team_id": {teamID}, "alias": {"limited"}, "rpm_limit": {"60"}, "tpm_limit": {"1000"}, "max_parallel_requests": {"2"}}, true)
+	var rpm, tpm, parallel int
+	if err := e.st.DB().QueryRow(`SELECT rpm_limit, tpm_limit, max_parallel_requests FROM keys WHERE alias = 'limited'`).Scan(&rpm, &tpm, &parallel); err != nil || rpm != 60 || tpm != 1000 || parallel != 2 {
+		t.Errorf("limits %d %d %d: %v", rpm, tpm, parallel, err)
+	}
+
 	// Deleting a team that still has keys is refused with the reason.
 	resp, _ = b.send("DELETE", "/teams/"+teamID, nil, true)
-	if resp.Header.Get("HX-Reswap") != "none" || !strings.Contains(resp.Header.Get("HX-Trigger"), "still has 1 key") {
+	if resp.Header.Get("HX-Reswap") != "none" || !strings.Contains(resp.Header.Get("HX-Trigger"), "still has 2 key") {
 		t.Errorf("refused delete: %v", resp.Header)
 	}
 	// Finance cannot change anything from the dashboard either: the API
