@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/a-h/templ"
@@ -67,10 +68,45 @@ func (s *Server) teamPages(r *mux.Router) {
 	r.HandleFunc("/teams/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.deleteRow(w, r, func() error { return s.st.DeleteTeam(r.Context(), principalFrom(r.Context()).Actor, pathID(r)) }, "Team deleted")
 	}).Methods(http.MethodDelete)
+	r.HandleFunc("/teams/{id}/members", func(w http.ResponseWriter, r *http.Request) {
+		s.teamMembersChanged(w, r, s.st.AddTeamMember(r.Context(), principalFrom(r.Context()).Actor, pathID(r), r.PostFormValue("user_id")), "Member added")
+	}).Methods(http.MethodPost)
+	r.HandleFunc("/teams/{id}/members/{user_id}", func(w http.ResponseWriter, r *http.Request) {
+		s.teamMembersChanged(w, r, s.st.RemoveTeamMember(r.Context(), principalFrom(r.Context()).Actor, pathID(r), mux.Vars(r)["user_id"]), "Member removed")
+	}).Methods(http.MethodDelete)
+}
+
+// teamMembersChanged answers a membership change with the refreshed list.
+func (s *Server) teamMembersChanged(w http.ResponseWriter, r *http.Request, err error, msg string) {
+	if err != nil {
+		errs, ferr := fieldErrors(err)
+		if ferr != nil {
+			s.writeErr(w, r, ferr)
+			return
+		}
+		for _, m := range errs {
+			msg = m
+		}
+		w.Header().Set("HX-Reswap", "none")
+		toast(w, "error", msg)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	rows, err := s.teamRows(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	toast(w, "ok", msg)
+	render(w, r, http.StatusOK, views.TeamsList(rows, true, false))
 }
 
 func (s *Server) teamRows(r *http.Request) ([]views.TeamRow, error) {
 	teams, _, err := s.st.ListTeams(r.Context(), store.TeamFilter{Page: store.Page{Limit: 1000}})
+	if err != nil {
+		return nil, err
+	}
+	users, _, err := s.st.ListUsers(r.Context(), store.Page{Limit: 1000})
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +122,14 @@ func (s *Server) teamRows(r *http.Request) ([]views.TeamRow, error) {
 			row.BudgetPercent = 100
 			if *t.MaxBudget > 0 {
 				row.BudgetPercent = min(100, int(t.Spend / *t.MaxBudget * 100))
+			}
+		}
+		for _, u := range users {
+			opt := views.Option{Value: u.ID, Label: u.Email}
+			if slices.Contains(u.Teams, t.ID) {
+				row.Members = append(row.Members, opt)
+			} else {
+				row.Candidates = append(row.Candidates, opt)
 			}
 		}
 		rows = append(rows, row)

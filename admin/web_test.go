@@ -151,6 +151,23 @@ func TestDashboardForms(t *testing.T) {
 		t.Errorf("user created: %s", body)
 	}
 
+	// Members are added and removed from the teams list.
+	anaID := ""
+	e.st.DB().Get(&anaID, `SELECT id FROM users WHERE email = 'ana@corp.example'`)
+	e.create("/api/v1/users", obj{"email": "bo@corp.example"})
+	boID := ""
+	e.st.DB().Get(&boID, `SELECT id FROM users WHERE email = 'bo@corp.example'`)
+	_, body = b.send("POST", "/teams/"+teamID+"/members", url.Values{"user_id": {boID}}, true)
+	if !strings.Contains(body, "bo@corp.example") || !strings.Contains(body, `/members/`+boID) {
+		t.Errorf("member added: %s", body)
+	}
+	resp, body = b.send("DELETE", "/teams/"+teamID+"/members/"+anaID, nil, true)
+	var members []string
+	e.st.DB().Select(&members, `SELECT u.email FROM team_members m JOIN users u ON u.id = m.user_id WHERE m.team_id = $1 ORDER BY 1`, teamID)
+	if resp.StatusCode != 200 || strings.Join(members, ",") != "bo@corp.example" {
+		t.Errorf("members after changes: %v (%d)", members, resp.StatusCode)
+	}
+
 	// A key: its markup alias is escaped, its secret is shown once only.
 	_, body = b.send("POST", "/keys", url.Values{"team_id": {teamID}, "alias": {"<script>alert(1)</script>"}}, true)
 	if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") || strings.Contains(body, "<script>alert") {
