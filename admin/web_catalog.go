@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -198,6 +199,80 @@ func (s *Server) providerPages(r *mux.Router) {
 	r.HandleFunc("/providers/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.deleteRow(w, r, func() error { return s.st.DeleteProvider(r.Context(), principalFrom(r.Context()).Actor, pathID(r)) }, "Provider deleted")
 	}).Methods(http.MethodDelete)
+	r.HandleFunc("/providers/{id}/edit", s.editProviderDialog).Methods(http.MethodGet)
+	r.HandleFunc("/providers/{id}", s.updateProviderForm).Methods(http.MethodPost)
+}
+
+// providerExtras are the per-type settings the form edits, as stored in
+// the provider's config.
+var providerExtras = []string{"region", "api_version", "project", "organization"}
+
+func (s *Server) editProviderDialog(w http.ResponseWriter, r *http.Request) {
+	p, err := s.st.GetProvider(r.Context(), pathID(r))
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	f := views.ProviderForm{ID: p.ID, Name: p.Name, Type: p.Type, APIBase: p.APIBase, KeyHint: p.APIKeyHint}
+	var cfg map[string]any
+	json.Unmarshal(p.Config, &cfg)
+	str := func(k string) string { v, _ := cfg[k].(string); return v }
+	f.Region, f.APIVersion, f.Project, f.Organization = str("region"), str("api_version"), str("project"), str("organization")
+	if !p.HasAPIKey {
+		f.KeyHint = "none"
+	}
+	render(w, r, http.StatusOK, views.ProviderEditDialog(f))
+}
+
+// updateProviderForm saves the edit dialog: an empty API key keeps the
+// stored one; extra settings are merged into the config.
+func (s *Server) updateProviderForm(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.writeErr(w, r, &badInput{err.Error()})
+		return
+	}
+	f := views.ProviderForm{ID: pathID(r), Name: r.PostFormValue("name"), APIBase: r.PostFormValue("api_base"),
+		Region: r.PostFormValue("region"), APIVersion: r.PostFormValue("api_version"), Project: r.PostFormValue("project"),
+		Organization: r.PostFormValue("organization")}
+	p, err := s.st.UpdateProvider(r.Context(), principalFrom(r.Context()).Actor, f.ID, func(in *store.ProviderInput) error {
+		f.Type, f.KeyHint = in.Type, "unchanged"
+		in.Name, in.APIBase = f.Name, f.APIBase
+		if key := r.PostFormValue("api_key"); key != "" {
+			in.APIKey = &key
+		}
+		cfg := map[string]any{}
+		json.Unmarshal(in.Config, &cfg)
+		for _, k := range providerExtras {
+			if _, sent := r.PostForm[k]; !sent {
+				continue
+			}
+			if v := strings.TrimSpace(r.PostFormValue(k)); v != "" {
+				cfg[k] = v
+			} else {
+				delete(cfg, k)
+			}
+		}
+		b, err := json.Marshal(cfg)
+		in.Config = store.JSON(b)
+		return err
+	})
+	if err != nil {
+		errs, ferr := fieldErrors(err)
+		if ferr != nil {
+			s.writeErr(w, r, ferr)
+			return
+		}
+		f.Errors = errs
+		render(w, r, http.StatusOK, views.ProviderEditDialog(f))
+		return
+	}
+	rows, err := s.providerRows(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	toast(w, "ok", "Provider "+p.Name+" saved")
+	render(w, r, http.StatusOK, views.ProvidersList(rows, true, true)) // the dialog area empties: the dialog closes
 }
 
 func (s *Server) providerRows(r *http.Request) ([]views.ProviderRow, error) {

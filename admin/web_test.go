@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -283,5 +284,33 @@ func TestDashboardRoles(t *testing.T) {
 		if resp, _ := b.send(c.method, c.path, url.Values{}, true); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("member %s %s: %d", c.method, c.path, resp.StatusCode)
 		}
+	}
+}
+
+func TestDashboardEditsProviders(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+	id, _ := e.create("/api/v1/providers", obj{"name": "azure-eu", "type": "azure", "api_base": "https://eu.example/openai", "api_key": "azure-secret-value-1234"})
+
+	resp, body := b.send("GET", "/providers/"+id+"/edit", nil, true)
+	if resp.StatusCode != 200 || !strings.Contains(body, `name="api_version"`) || !strings.Contains(body, "1234") || strings.Contains(body, "azure-secret-value") {
+		t.Fatalf("edit dialog: %d %s", resp.StatusCode, body)
+	}
+	_, body = b.send("POST", "/providers/"+id, url.Values{"name": {"azure-eu"}, "api_base": {"ftp://nope"}, "api_key": {""}}, true)
+	if !strings.Contains(body, "api_base must be an http(s) URL") {
+		t.Errorf("bad base URL: %s", body)
+	}
+	_, body = b.send("POST", "/providers/"+id, url.Values{"name": {"azure-europe"}, "api_base": {"https://eu.example/openai"}, "api_key": {""}, "api_version": {"2024-10-21"}}, true)
+	if !strings.Contains(body, "azure-europe") || strings.Contains(body, "<dialog") {
+		t.Errorf("saved: %s", body)
+	}
+	p, err := e.st.GetProvider(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := e.st.ProviderAPIKey(p)
+	if p.Name != "azure-europe" || key != "azure-secret-value-1234" || !strings.Contains(string(p.Config), `"2024-10-21"`) {
+		t.Errorf("provider after edit: %s key kept %v config %s", p.Name, key == "azure-secret-value-1234", p.Config)
 	}
 }
