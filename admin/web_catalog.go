@@ -292,8 +292,17 @@ func (s *Server) providerRows(r *http.Request) ([]views.ProviderRow, error) {
 }
 
 func (s *Server) createProviderForm(w http.ResponseWriter, r *http.Request) {
-	f := views.ProviderForm{Name: r.PostFormValue("name"), Type: r.PostFormValue("type"), APIBase: r.PostFormValue("api_base")}
-	in := store.ProviderInput{ProviderSpec: store.ProviderSpec{Name: f.Name, Type: f.Type, APIBase: f.APIBase}}
+	f := views.ProviderForm{Name: r.PostFormValue("name"), Type: r.PostFormValue("type"), APIBase: r.PostFormValue("api_base"),
+		Region: r.PostFormValue("region"), APIVersion: r.PostFormValue("api_version"), Project: r.PostFormValue("project"),
+		Organization: r.PostFormValue("organization")}
+	cfg := map[string]string{}
+	for k, v := range map[string]string{"region": f.Region, "api_version": f.APIVersion, "project": f.Project, "organization": f.Organization} {
+		if v = strings.TrimSpace(v); v != "" {
+			cfg[k] = v
+		}
+	}
+	cfgJSON, _ := json.Marshal(cfg)
+	in := store.ProviderInput{ProviderSpec: store.ProviderSpec{Name: f.Name, Type: f.Type, APIBase: f.APIBase, Config: store.JSON(cfgJSON)}}
 	if key := r.PostFormValue("api_key"); key != "" {
 		in.APIKey = &key
 	}

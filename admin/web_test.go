@@ -293,6 +293,14 @@ func TestDashboardEditsProviders(t *testing.T) {
 	b.signIn()
 	id, _ := e.create("/api/v1/providers", obj{"name": "azure-eu", "type": "azure", "api_base": "https://eu.example/openai", "api_key": "azure-secret-value-1234"})
 
+	// The add form stores the per-type settings in the config.
+	b.send("POST", "/providers", url.Values{"name": {"bedrock-us"}, "type": {"bedrock"}, "region": {"us-east-1"}}, true)
+	var cfg string
+	e.st.DB().Get(&cfg, `SELECT config::text FROM providers WHERE name = 'bedrock-us'`)
+	if !strings.Contains(cfg, "us-east-1") {
+		t.Errorf("bedrock config %q", cfg)
+	}
+
 	resp, body := b.send("GET", "/providers/"+id+"/edit", nil, true)
 	if resp.StatusCode != 200 || !strings.Contains(body, `name="api_version"`) || !strings.Contains(body, "1234") || strings.Contains(body, "azure-secret-value") {
 		t.Fatalf("edit dialog: %d %s", resp.StatusCode, body)
