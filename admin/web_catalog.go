@@ -1,12 +1,15 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/a-h/templ"
 	"github.com/gorilla/mux"
@@ -328,6 +331,7 @@ func (s *Server) modelPages(r *mux.Router) {
 		s.page(w, r, "Models", "models", views.ModelsPage(v))
 	}).Methods(http.MethodGet)
 	r.HandleFunc("/models", s.createModelsForm).Methods(http.MethodPost)
+	r.HandleFunc("/models/suggest", s.suggestModels).Methods(http.MethodGet)
 	r.HandleFunc("/models/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.deleteRow(w, r, func() error { return s.st.DeleteModel(r.Context(), principalFrom(r.Context()).Actor, pathID(r)) }, "Deployment deleted")
 	}).Methods(http.MethodDelete)
@@ -348,8 +352,13 @@ func (s *Server) modelsView(r *http.Request, f views.ModelForm) (views.ModelsVie
 	if err != nil {
 		return v, err
 	}
+	usage, err := s.modelUsage(r)
+	if err != nil {
+		return v, err
+	}
 	for _, m := range models {
 		v.Rows = append(v.Rows, views.ModelRow{ID: m.ID, Name: m.ModelName, Provider: names[m.ProviderID], Upstream: m.UpstreamModel,
+			Usage: usage[m.ModelName],
 			Prices:  fmt.Sprintf("$%g / $%g", m.InputCostPerMillion, m.OutputCostPerMillion),
 			Limits:  limits(m.RPMLimit, m.TPMLimit) + fmt.Sprintf(", weight %d", m.Weight),
 			Enabled: m.Enabled})
@@ -363,6 +372,11 @@ func (s *Server) createModelsForm(w http.ResponseWriter, r *http.Request) {
 		InPrice: r.PostFormValue("input_cost_per_million"), OutPrice: r.PostFormValue("output_cost_per_million"),
 		RPM: r.PostFormValue("rpm_limit"), TPM: r.PostFormValue("tpm_limit"), Weight: r.PostFormValue("weight")}
 	ids := splitList(f.Upstream)
+	for _, id := range r.PostForm["upstream_pick"] {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
 	err := modelFormErrors(f, ids)
 	spec := store.ModelSpec{ProviderID: f.ProviderID, Enabled: true}
 	if err == nil {
@@ -490,4 +504,88 @@ func (s *Server) createUserForm(w http.ResponseWriter, r *http.Request) {
 			v, err := s.usersView(r, views.UserForm{})
 			return both(views.UserFormView(v.Form, v.Teams), views.UsersList(v.Rows, true, true)), err
 		}, "User "+f.Email+" added")
+}
+
+// modelUsage is each public model's spend and requests over 30 days, from
+// the daily rollups.
+func (s *Server) modelUsage(r *http.Request) (map[string]string, error) {
+	now := time.Now().UTC()
+	to := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
+	points, err := s.st.DailySpend(r.Context(), "model", to.AddDate(0, 0, -30), to, store.RollupFilter{})
+	if err != nil {
+		return nil, err
+	}
+	cost, requests := map[string]float64{}, map[string]int64{}
+	for _, p := range points {
+		cost[p.Key] += p.Cost
+		requests[p.Key] += p.Requests
+	}
+	out := map[string]string{}
+	for name := range cost {
+		out[name] = views.Money(cost[name]) + " · " + views.Count(requests[name]) + " req"
+	}
+	return out, nil
+}
+
+// openAIListing are the provider types whose API lists models at
+// GET {api_base}/models in OpenAI's shape.
+var openAIListing = []string{"openai", "openai_compatible", "mock", "mistral", "groq", "ollama"}
+
+// suggestModels asks the chosen provider which model ids it serves, so the
+// form can offer them.
+func (s *Server) suggestModels(w http.ResponseWriter, r *http.Request) {
+	p, err := s.st.GetProvider(r.Context(), r.URL.Query().Get("provider_id"))
+	if err != nil {
+		render(w, r, http.StatusOK, views.ModelSuggestions(nil, ""))
+		return
+	}
+	if !slices.Contains(openAIListing, p.Type) {
+		render(w, r, http.StatusOK, views.ModelSuggestions(nil, "Providers of type "+p.Type+" do not list their models here: type the ids."))
+		return
+	}
+	ids, err := s.listProviderModels(r, p)
+	if err != nil {
+		s.log.Warn("list provider models", "provider", p.Name, "err", err)
+		render(w, r, http.StatusOK, views.ModelSuggestions(nil, "Could not list "+p.Name+"'s models ("+err.Error()+"): type the ids."))
+		return
+	}
+	render(w, r, http.StatusOK, views.ModelSuggestions(ids, ""))
+}
+
+func (s *Server) listProviderModels(r *http.Request, p *store.Provider) ([]string, error) {
+	key, err := s.st.ProviderAPIKey(p)
+	if err != nil {
+		return nil, errors.New("its key cannot be decrypted")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(p.APIBase, "/")+"/models", nil)
+	if err != nil {
+		return nil, err
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, errors.New("no answer")
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	var list struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&list); err != nil {
+		return nil, errors.New("not an OpenAI model list")
+	}
+	ids := make([]string, 0, len(list.Data))
+	for _, m := range list.Data {
+		ids = append(ids, m.ID)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }

@@ -5,9 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+
+	"tollgate/mockllm"
 )
 
 // browser is a cookie-keeping client for the dashboard's pages.
@@ -320,5 +323,37 @@ func TestDashboardEditsProviders(t *testing.T) {
 	key, _ := e.st.ProviderAPIKey(p)
 	if p.Name != "azure-europe" || key != "azure-secret-value-1234" || !strings.Contains(string(p.Config), `"2024-10-21"`) {
 		t.Errorf("provider after edit: %s key kept %v config %s", p.Name, key == "azure-secret-value-1234", p.Config)
+	}
+}
+
+func TestDashboardAddsModelsFromTheProvidersList(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.signIn()
+	upstream := httptest.NewServer(mockllm.NewHandler(mockllm.Options{APIKey: "prov-key"}))
+	defer upstream.Close()
+	mockID, _ := e.create("/api/v1/providers", obj{"name": "mock", "type": "mock", "api_base": upstream.URL + "/v1", "api_key": "prov-key"})
+	bedrockID, _ := e.create("/api/v1/providers", obj{"name": "bedrock", "type": "bedrock"})
+
+	_, body := b.send("GET", "/models/suggest?provider_id="+mockID, nil, true)
+	if !strings.Contains(body, `value="mock-gpt"`) || !strings.Contains(body, "suggest-filter") {
+		t.Fatalf("suggestions: %s", body)
+	}
+	if _, body := b.send("GET", "/models/suggest?provider_id="+bedrockID, nil, true); !strings.Contains(body, "type the ids") {
+		t.Errorf("bedrock suggestions: %s", body)
+	}
+
+	form := url.Values{"provider_id": {mockID}, "upstream_pick": {"mock-gpt", "mock-small"}, "upstream_model": {"mock-gpt"}, "input_cost_per_million": {"1"}}
+	_, body = b.send("POST", "/models", form, true)
+	var names []string
+	e.st.DB().Select(&names, `SELECT model_name FROM models ORDER BY 1`)
+	if strings.Join(names, ",") != "mock-gpt,mock-small" {
+		t.Errorf("deployments %v (%s)", names, body)
+	}
+	if !strings.Contains(body, "Usage, 30 days") {
+		t.Error("models list without usage column")
+	}
+	if _, body := b.send("POST", "/models", url.Values{"provider_id": {mockID}}, true); !strings.Contains(body, "give at least one upstream model id") {
+		t.Errorf("no ids: %s", body)
 	}
 }

@@ -81,6 +81,22 @@ func TestDashboardInABrowser(t *testing.T) {
 		chromedp.Click(`#model-form button[type=submit]`),
 		chromedp.WaitVisible(`#models-list table`),
 	)
+	// The provider's own model list is offered, and narrowed as you type.
+	var visible int
+	run("model type-ahead",
+		chromedp.Navigate(admin+"/models"),
+		chromedp.Click(`details.create summary`), // closed once models exist
+		chromedp.WaitVisible(`#model-form select[name=provider_id]`),
+		chromedp.SetValue(`#model-form select[name=provider_id]`, providerIDByName(t, s, "mock")),
+		chromedp.Evaluate(`document.querySelector('#model-form select[name=provider_id]').dispatchEvent(new Event('change', {bubbles: true}))`, nil),
+		chromedp.WaitVisible(`#model-suggestions .suggest-filter`),
+		chromedp.SendKeys(`#model-suggestions .suggest-filter`, "embed"),
+		chromedp.Evaluate(`[...document.querySelectorAll('#model-suggestions .suggest-list label')].filter(l => !l.hidden).length`, &visible),
+	)
+	if visible != 1 {
+		t.Errorf("%d models left after filtering for embed, want 1", visible)
+	}
+
 	// An invalid team name is explained next to the field; nothing is created.
 	var fieldErr string
 	run("invalid team name",

@@ -229,3 +229,19 @@
     openDialogs(document);
   }
 })();
+
+// Type-ahead filter: an input.suggest-filter hides the labels of the
+// following .suggest-list that do not contain what was typed.
+(function () {
+  "use strict";
+  document.addEventListener("input", function (ev) {
+    var input = ev.target;
+    if (!input.classList || !input.classList.contains("suggest-filter")) return;
+    var list = input.nextElementSibling;
+    if (!list) return;
+    var q = input.value.trim().toLowerCase();
+    list.querySelectorAll("label").forEach(function (label) {
+      label.hidden = q !== "" && label.textContent.toLowerCase().indexOf(q) < 0;
+    });
+  });
+})();
