@@ -358,7 +358,7 @@ func (s *Server) modelsView(r *http.Request, f views.ModelForm) (views.ModelsVie
 	}
 	for _, m := range models {
 		v.Rows = append(v.Rows, views.ModelRow{ID: m.ID, Name: m.ModelName, Provider: names[m.ProviderID], Upstream: m.UpstreamModel,
-			Usage: usage[m.ModelName],
+			Usage:   usage[m.ModelName],
 			Prices:  fmt.Sprintf("$%g / $%g", m.InputCostPerMillion, m.OutputCostPerMillion),
 			Limits:  limits(m.RPMLimit, m.TPMLimit) + fmt.Sprintf(", weight %d", m.Weight),
 			Enabled: m.Enabled})
