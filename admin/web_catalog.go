@@ -356,9 +356,13 @@ func (s *Server) modelsView(r *http.Request, f views.ModelForm) (views.ModelsVie
 	if err != nil {
 		return v, err
 	}
+	health, err := s.st.RecentDeploymentHealth(r.Context(), time.Now().Add(-15*time.Minute))
+	if err != nil {
+		return v, err
+	}
 	for _, m := range models {
 		v.Rows = append(v.Rows, views.ModelRow{ID: m.ID, Name: m.ModelName, Provider: names[m.ProviderID], Upstream: m.UpstreamModel,
-			Usage:   usage[m.ModelName],
+			Usage: usage[m.ModelName], Health: healthText(health[m.ID]), HealthClass: healthClass(health[m.ID]),
 			Prices:  fmt.Sprintf("$%g / $%g", m.InputCostPerMillion, m.OutputCostPerMillion),
 			Limits:  limits(m.RPMLimit, m.TPMLimit) + fmt.Sprintf(", weight %d", m.Weight),
 			Enabled: m.Enabled})
@@ -588,4 +592,23 @@ func (s *Server) listProviderModels(r *http.Request, p *store.Provider) ([]strin
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// healthText and healthClass describe recent traffic: no traffic, healthy,
+// or failing (more than one request in ten failed).
+func healthText(h store.DeploymentHealth) string {
+	if h.Requests == 0 {
+		return "no traffic"
+	}
+	return fmt.Sprintf("%s of %s failed", views.Count(h.Failures), views.Count(h.Requests))
+}
+
+func healthClass(h store.DeploymentHealth) string {
+	switch {
+	case h.Requests == 0:
+		return ""
+	case h.Failures*10 > h.Requests:
+		return "blocked"
+	}
+	return "ok"
 }

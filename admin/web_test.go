@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -9,8 +10,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"tollgate/mockllm"
+	"tollgate/store"
 )
 
 // browser is a cookie-keeping client for the dashboard's pages.
@@ -350,8 +353,24 @@ func TestDashboardAddsModelsFromTheProvidersList(t *testing.T) {
 	if strings.Join(names, ",") != "mock-gpt,mock-small" {
 		t.Errorf("deployments %v (%s)", names, body)
 	}
-	if !strings.Contains(body, "Usage, 30 days") {
-		t.Error("models list without usage column")
+	if !strings.Contains(body, "Usage, 30 days") || !strings.Contains(body, "no traffic") {
+		t.Error("models list without usage and health columns")
+	}
+	// Recent failures show as health; successes as usage.
+	var depID string
+	e.st.DB().Get(&depID, `SELECT id FROM models WHERE model_name = 'mock-gpt'`)
+	now := time.Now()
+	var logs []store.SpendLog
+	for i, status := range []string{"success", "failure", "failure"} {
+		logs = append(logs, store.SpendLog{RequestID: fmt.Sprintf("req-h-%d", i), CreatedAt: now, Model: "mock-gpt", DeploymentID: &depID,
+			Status: status, StatusCode: 200, Cost: 0.5})
+	}
+	if _, err := e.st.InsertSpendLogs(context.Background(), logs); err != nil {
+		t.Fatal(err)
+	}
+	_, body = b.send("GET", "/models", nil, false)
+	if !strings.Contains(body, "2 of 3 failed") || !strings.Contains(body, "$1.50 · 3 req") {
+		t.Errorf("health or usage missing from the models page")
 	}
 	if _, body := b.send("POST", "/models", url.Values{"provider_id": {mockID}}, true); !strings.Contains(body, "give at least one upstream model id") {
 		t.Errorf("no ids: %s", body)

@@ -229,3 +229,29 @@ func (s *Store) SpendReport(ctx context.Context, groupBy string, f SpendFilter) 
 	}
 	return rows, nil
 }
+
+// DeploymentHealth is what recent traffic says about one deployment.
+type DeploymentHealth struct {
+	DeploymentID string `db:"deployment_id"`
+	Requests     int64  `db:"requests"`
+	Failures     int64  `db:"failures"`
+}
+
+// RecentDeploymentHealth counts each deployment's requests and failures
+// since since: a passive health signal from real traffic.
+func (s *Store) RecentDeploymentHealth(ctx context.Context, since time.Time) (map[string]DeploymentHealth, error) {
+	rows := []DeploymentHealth{}
+	err := s.db.SelectContext(ctx, &rows, `
+		SELECT deployment_id::text AS deployment_id, count(*) AS requests,
+		       count(*) FILTER (WHERE status = 'failure') AS failures
+		FROM spend_logs WHERE created_at >= $1 AND deployment_id IS NOT NULL
+		GROUP BY deployment_id`, since)
+	if err != nil {
+		return nil, fmt.Errorf("deployment health: %w", err)
+	}
+	out := make(map[string]DeploymentHealth, len(rows))
+	for _, r := range rows {
+		out[r.DeploymentID] = r
+	}
+	return out, nil
+}
