@@ -199,6 +199,26 @@ func toast(w http.ResponseWriter, level, msg string) {
 	w.Header().Set("HX-Trigger", string(b))
 }
 
+// userMessage is the one message a person can act on for a validation or
+// conflict error; any other error comes back for writeErr.
+func userMessage(err error) (string, error) {
+	errs, err := fieldErrors(err)
+	if err != nil {
+		return "", err
+	}
+	for _, msg := range errs {
+		return msg, nil
+	}
+	return "", nil
+}
+
+// refuse leaves the page as it is and says why in a toast.
+func refuse(w http.ResponseWriter, msg string) {
+	w.Header().Set("HX-Reswap", "none")
+	toast(w, "error", msg)
+	w.WriteHeader(http.StatusOK)
+}
+
 // fieldErrors turns a store validation error into a message per field;
 // other errors are returned as they are.
 func fieldErrors(err error) (map[string]string, error) {

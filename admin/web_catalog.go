@@ -43,14 +43,12 @@ func (s *Server) formDone(w http.ResponseWriter, r *http.Request, err error, wit
 // deleteRow removes a row; a refusal (still in use) leaves it and says why.
 func (s *Server) deleteRow(w http.ResponseWriter, r *http.Request, del func() error, msg string) {
 	if err := del(); err != nil {
-		var cerr *store.ConflictError
-		if !errors.As(err, &cerr) {
+		msg, err := userMessage(err)
+		if err != nil {
 			s.writeErr(w, r, err)
 			return
 		}
-		w.Header().Set("HX-Reswap", "none")
-		toast(w, "error", cerr.Message)
-		w.WriteHeader(http.StatusOK)
+		refuse(w, msg)
 		return
 	}
 	toast(w, "ok", msg)
@@ -83,17 +81,12 @@ func (s *Server) teamPages(r *mux.Router) {
 // teamMembersChanged answers a membership change with the refreshed list.
 func (s *Server) teamMembersChanged(w http.ResponseWriter, r *http.Request, err error, msg string) {
 	if err != nil {
-		errs, ferr := fieldErrors(err)
-		if ferr != nil {
-			s.writeErr(w, r, ferr)
+		msg, err := userMessage(err)
+		if err != nil {
+			s.writeErr(w, r, err)
 			return
 		}
-		for _, m := range errs {
-			msg = m
-		}
-		w.Header().Set("HX-Reswap", "none")
-		toast(w, "error", msg)
-		w.WriteHeader(http.StatusOK)
+		refuse(w, msg)
 		return
 	}
 	rows, err := s.teamRows(r)

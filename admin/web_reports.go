@@ -136,13 +136,9 @@ func (s *Server) spendPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		errs, ferr := fieldErrors(err)
-		if ferr != nil {
-			s.writeErr(w, r, ferr)
+		if v.Error, err = userMessage(err); err != nil {
+			s.writeErr(w, r, err)
 			return
-		}
-		for _, msg := range errs {
-			v.Error = msg
 		}
 	}
 	s.page(w, r, "Spend logs", "spend", views.SpendPage(v))
@@ -188,13 +184,9 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request) {
 		rows, next, err = s.st.ListAudit(r.Context(), f)
 	}
 	if err != nil {
-		errs, ferr := fieldErrors(err)
-		if ferr != nil {
-			s.writeErr(w, r, ferr)
+		if v.Error, err = userMessage(err); err != nil {
+			s.writeErr(w, r, err)
 			return
-		}
-		for _, msg := range errs {
-			v.Error = msg
 		}
 	}
 	for _, a := range rows {

@@ -345,3 +345,21 @@ func TestHealthAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestLegacyCompletions(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	resp := e.post("/v1/completions", `{"model":"gpt-test","prompt":"Say hello"}`, bearer(e.key))
+	if resp.StatusCode != 200 || resp.Header.Get("X-Tollgate-Cost") == "" {
+		t.Fatalf("status %d cost %q", resp.StatusCode, resp.Header.Get("X-Tollgate-Cost"))
+	}
+	if r := e.post("/v1/completions", `{"model":"gpt-test"}`, bearer(e.key)); r.StatusCode != 400 || *readErr(t, r).Error.Param != "prompt" {
+		t.Errorf("missing prompt: %d", r.StatusCode)
+	}
+	logs := e.spendLogs()
+	if len(logs) != 1 || logs[0].Endpoint != "completions" || logs[0].InputTokens == 0 || logs[0].OutputTokens == 0 {
+		t.Errorf("spend logs %+v", logs)
+	}
+	if e.captured[0].URL.Path != "/v1/completions" {
+		t.Errorf("upstream path %s", e.captured[0].URL.Path)
+	}
+}

@@ -53,11 +53,11 @@ func (s *Scheduler) Start() { s.cron.Start() }
 
 // Stop waits for running jobs to finish, up to ctx.
 func (s *Scheduler) Stop(ctx context.Context) {
-	done := s.cron.Stop().Done()
+	// Cancelling the jobs' context makes a job still running at the
+	// deadline give up; after they finished it is harmless.
 	select {
-	case <-done:
+	case <-s.cron.Stop().Done():
 	case <-ctx.Done():
-		s.stop()
 	}
 	s.stop()
 }
