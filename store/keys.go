@@ -1,6 +1,8 @@
 package store
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 	"slices"
@@ -64,13 +66,22 @@ func (s *Store) CreateKey(ctx context.Context, actor string, spec KeySpec, secre
 		if err := checkKeyRefs(ctx, tx, &spec); err != nil {
 			return err
 		}
-		err := tx.GetContext(ctx, &k, `
+		profile, err := getProfile(ctx, tx, spec.BudgetID)
+		if err != nil {
+			return err
+		}
+		resetAt, err := resetAtFor(spec.Limits(profile).BudgetDuration, nil, nil, time.Now())
+		if err != nil {
+			return err
+		}
+		err = tx.GetContext(ctx, &k, `
 			INSERT INTO keys (key_hash, key_hint, alias, team_id, user_id, models, key_type, max_budget, soft_budget,
-			                  budget_duration, rpm_limit, tpm_limit, max_parallel_requests, expires_at, blocked, metadata)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING *`,
+			                  budget_duration, rpm_limit, tpm_limit, max_parallel_requests, expires_at, blocked, metadata,
+			                  model_rpm_limit, model_tpm_limit, budget_id, budget_reset_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING *`,
 			HashKey(secret), SecretHint(secret), spec.Alias, spec.TeamID, spec.UserID, spec.Models, spec.KeyType,
 			spec.MaxBudget, spec.SoftBudget, spec.BudgetDuration, spec.RPMLimit, spec.TPMLimit, spec.MaxParallelRequests,
-			spec.ExpiresAt, spec.Blocked, spec.Metadata)
+			spec.ExpiresAt, spec.Blocked, spec.Metadata, spec.ModelRPMLimit, spec.ModelTPMLimit, spec.BudgetID, resetAt)
 		if err != nil {
 			return mapErr(err, "key")
 		}
@@ -175,17 +186,31 @@ func (s *Store) updateKey(ctx context.Context, actor, action, id, newSecret stri
 		if err := checkKeyRefs(ctx, tx, &spec); err != nil {
 			return err
 		}
+		oldProfile, err := getProfile(ctx, tx, before.BudgetID)
+		if err != nil {
+			return err
+		}
+		profile, err := getProfile(ctx, tx, spec.BudgetID)
+		if err != nil {
+			return err
+		}
+		resetAt, err := resetAtFor(spec.Limits(profile).BudgetDuration, before.Limits(oldProfile).BudgetDuration, before.BudgetResetAt, time.Now())
+		if err != nil {
+			return err
+		}
 		hash, hint := k.Hash, k.Hint
 		if newSecret != "" {
 			hash, hint = HashKey(newSecret), SecretHint(newSecret)
 		}
-		err := tx.GetContext(ctx, &k, `
+		err = tx.GetContext(ctx, &k, `
 			UPDATE keys SET key_hash = $2, key_hint = $3, alias = $4, team_id = $5, user_id = $6, models = $7, key_type = $8,
 			       max_budget = $9, soft_budget = $10, budget_duration = $11, rpm_limit = $12, tpm_limit = $13,
-			       max_parallel_requests = $14, expires_at = $15, blocked = $16, metadata = $17, updated_at = now()
+			       max_parallel_requests = $14, expires_at = $15, blocked = $16, metadata = $17, model_rpm_limit = $18,
+			       model_tpm_limit = $19, budget_id = $20, budget_reset_at = $21, updated_at = now()
 			WHERE id = $1 RETURNING *`,
 			id, hash, hint, spec.Alias, spec.TeamID, spec.UserID, spec.Models, spec.KeyType, spec.MaxBudget, spec.SoftBudget,
-			spec.BudgetDuration, spec.RPMLimit, spec.TPMLimit, spec.MaxParallelRequests, spec.ExpiresAt, spec.Blocked, spec.Metadata)
+			spec.BudgetDuration, spec.RPMLimit, spec.TPMLimit, spec.MaxParallelRequests, spec.ExpiresAt, spec.Blocked, spec.Metadata,
+			spec.ModelRPMLimit, spec.ModelTPMLimit, spec.BudgetID, resetAt)
 		if err != nil {
 			return mapErr(err, "key "+id)
 		}

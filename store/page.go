@@ -101,6 +101,7 @@ func (m Model) cursor() (time.Time, string)    { return m.CreatedAt, m.ID }
 func (t Team) cursor() (time.Time, string)     { return t.CreatedAt, t.ID }
 func (u User) cursor() (time.Time, string)     { return u.CreatedAt, u.ID }
 func (k Key) cursor() (time.Time, string)      { return k.CreatedAt, k.ID }
+func (b Budget) cursor() (time.Time, string)   { return b.CreatedAt, b.ID }
 func (l SpendLog) cursor() (time.Time, string) { return l.CreatedAt, l.RequestID }
 func (a AuditEntry) cursor() (time.Time, string) {
 	return a.CreatedAt, fmt.Sprintf("%020d", a.ID)

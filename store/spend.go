@@ -81,6 +81,13 @@ func (s *Store) insertSpendLogs(ctx context.Context, logs []SpendLog) (int, erro
 			UPDATE teams SET spend = teams.spend + s.cost
 			FROM (SELECT team_id, sum(cost) AS cost FROM ins WHERE team_id IS NOT NULL GROUP BY team_id) s
 			WHERE teams.id = s.team_id
+		), user_spend AS (
+			UPDATE users SET spend = users.spend + s.cost
+			FROM (SELECT user_id, sum(cost) AS cost FROM ins WHERE user_id IS NOT NULL GROUP BY user_id) s
+			WHERE users.id = s.user_id
+		), global_spend AS (
+			UPDATE global_budget SET spend = global_budget.spend + s.cost
+			FROM (SELECT sum(cost) AS cost FROM ins HAVING count(*) > 0) s
 		), daily AS (
 			-- One upsert may not touch a row twice, hence GROUP BY. The
 			-- ORDER BY makes concurrent batches lock rollup rows in the

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 
@@ -15,10 +17,20 @@ func (s *Store) CreateTeam(ctx context.Context, actor string, spec TeamSpec) (*T
 	}
 	var t Team
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		err := tx.GetContext(ctx, &t, `
-			INSERT INTO teams (name, models, max_budget, soft_budget, budget_duration, rpm_limit, tpm_limit, blocked, metadata)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
-			spec.Name, spec.Models, spec.MaxBudget, spec.SoftBudget, spec.BudgetDuration, spec.RPMLimit, spec.TPMLimit, spec.Blocked, spec.Metadata)
+		profile, err := getProfile(ctx, tx, spec.BudgetID)
+		if err != nil {
+			return err
+		}
+		resetAt, err := resetAtFor(spec.Limits(profile).BudgetDuration, nil, nil, time.Now())
+		if err != nil {
+			return err
+		}
+		err = tx.GetContext(ctx, &t, `
+			INSERT INTO teams (name, models, max_budget, soft_budget, budget_duration, rpm_limit, tpm_limit, blocked, metadata,
+			                   max_parallel_requests, budget_id, budget_reset_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *`,
+			spec.Name, spec.Models, spec.MaxBudget, spec.SoftBudget, spec.BudgetDuration, spec.RPMLimit, spec.TPMLimit, spec.Blocked, spec.Metadata,
+			spec.MaxParallelRequests, spec.BudgetID, resetAt)
 		if err != nil {
 			return mapErr(err, fmt.Sprintf("team %q", spec.Name))
 		}
@@ -97,11 +109,25 @@ func (s *Store) UpdateTeam(ctx context.Context, actor, id string, change func(*T
 		if err := spec.Normalize(); err != nil {
 			return err
 		}
-		err := tx.GetContext(ctx, &t, `
+		oldProfile, err := getProfile(ctx, tx, before.BudgetID)
+		if err != nil {
+			return err
+		}
+		profile, err := getProfile(ctx, tx, spec.BudgetID)
+		if err != nil {
+			return err
+		}
+		resetAt, err := resetAtFor(spec.Limits(profile).BudgetDuration, before.Limits(oldProfile).BudgetDuration, before.BudgetResetAt, time.Now())
+		if err != nil {
+			return err
+		}
+		err = tx.GetContext(ctx, &t, `
 			UPDATE teams SET name = $2, models = $3, max_budget = $4, soft_budget = $5, budget_duration = $6,
-			       rpm_limit = $7, tpm_limit = $8, blocked = $9, metadata = $10, updated_at = now()
+			       rpm_limit = $7, tpm_limit = $8, blocked = $9, metadata = $10, max_parallel_requests = $11,
+			       budget_id = $12, budget_reset_at = $13, updated_at = now()
 			WHERE id = $1 RETURNING *`,
-			id, spec.Name, spec.Models, spec.MaxBudget, spec.SoftBudget, spec.BudgetDuration, spec.RPMLimit, spec.TPMLimit, spec.Blocked, spec.Metadata)
+			id, spec.Name, spec.Models, spec.MaxBudget, spec.SoftBudget, spec.BudgetDuration, spec.RPMLimit, spec.TPMLimit, spec.Blocked, spec.Metadata,
+			spec.MaxParallelRequests, spec.BudgetID, resetAt)
 		if err != nil {
 			return mapErr(err, fmt.Sprintf("team %q", spec.Name))
 		}

@@ -123,6 +123,7 @@ type ModelSpec struct {
 	TPMLimit             *int64  `db:"tpm_limit" json:"tpm_limit"`
 	Weight               int     `db:"weight" json:"weight"`
 	ContextWindow        *int64  `db:"context_window" json:"context_window"`
+	MaxOutputTokens      *int64  `db:"max_output_tokens" json:"max_output_tokens"`
 	Params               JSON    `db:"params" json:"params"`
 	Enabled              bool    `db:"enabled" json:"enabled"`
 }
@@ -137,24 +138,27 @@ type Model struct {
 
 // TeamSpec is the writable part of a team.
 type TeamSpec struct {
-	Name           string         `db:"name" json:"name"`
-	Models         pq.StringArray `db:"models" json:"models"`
-	MaxBudget      *float64       `db:"max_budget" json:"max_budget"`
-	SoftBudget     *float64       `db:"soft_budget" json:"soft_budget"`
-	BudgetDuration *string        `db:"budget_duration" json:"budget_duration"`
-	RPMLimit       *int64         `db:"rpm_limit" json:"rpm_limit"`
-	TPMLimit       *int64         `db:"tpm_limit" json:"tpm_limit"`
-	Blocked        bool           `db:"blocked" json:"blocked"`
-	Metadata       JSON           `db:"metadata" json:"metadata"`
+	Name                string         `db:"name" json:"name"`
+	Models              pq.StringArray `db:"models" json:"models"`
+	MaxBudget           *float64       `db:"max_budget" json:"max_budget"`
+	SoftBudget          *float64       `db:"soft_budget" json:"soft_budget"`
+	BudgetDuration      *string        `db:"budget_duration" json:"budget_duration"`
+	RPMLimit            *int64         `db:"rpm_limit" json:"rpm_limit"`
+	TPMLimit            *int64         `db:"tpm_limit" json:"tpm_limit"`
+	MaxParallelRequests *int64         `db:"max_parallel_requests" json:"max_parallel_requests"`
+	BudgetID            *string        `db:"budget_id" json:"budget_id"`
+	Blocked             bool           `db:"blocked" json:"blocked"`
+	Metadata            JSON           `db:"metadata" json:"metadata"`
 }
 
 // Team is a cost center: its name is the billing business-unit id.
 type Team struct {
 	ID string `db:"id" json:"id"`
 	TeamSpec
-	Spend     float64   `db:"spend" json:"spend"`
-	CreatedAt time.Time `db:"created_at" json:"created_at"`
-	UpdatedAt time.Time `db:"updated_at" json:"updated_at"`
+	Spend         float64    `db:"spend" json:"spend"`
+	BudgetResetAt *time.Time `db:"budget_reset_at" json:"budget_reset_at"`
+	CreatedAt     time.Time  `db:"created_at" json:"created_at"`
+	UpdatedAt     time.Time  `db:"updated_at" json:"updated_at"`
 }
 
 // AllTeamModels in a key's models list means "whatever the team may use".
@@ -175,18 +179,25 @@ const (
 
 // UserSpec is the writable part of a user.
 type UserSpec struct {
-	Email string `db:"email" json:"email"`
-	Name  string `db:"name" json:"name"`
-	Role  string `db:"role" json:"role"`
+	Email          string   `db:"email" json:"email"`
+	Name           string   `db:"name" json:"name"`
+	Role           string   `db:"role" json:"role"`
+	MaxBudget      *float64 `db:"max_budget" json:"max_budget"`
+	SoftBudget     *float64 `db:"soft_budget" json:"soft_budget"`
+	BudgetDuration *string  `db:"budget_duration" json:"budget_duration"`
+	RPMLimit       *int64   `db:"rpm_limit" json:"rpm_limit"`
+	TPMLimit       *int64   `db:"tpm_limit" json:"tpm_limit"`
 }
 
 // User is a person who signs in to the dashboard or owns keys.
 type User struct {
 	ID string `db:"id" json:"id"`
 	UserSpec
-	Teams     pq.StringArray `db:"teams" json:"teams"`
-	CreatedAt time.Time      `db:"created_at" json:"created_at"`
-	UpdatedAt time.Time      `db:"updated_at" json:"updated_at"`
+	Teams         pq.StringArray `db:"teams" json:"teams"`
+	Spend         float64        `db:"spend" json:"spend"`
+	BudgetResetAt *time.Time     `db:"budget_reset_at" json:"budget_reset_at"`
+	CreatedAt     time.Time      `db:"created_at" json:"created_at"`
+	UpdatedAt     time.Time      `db:"updated_at" json:"updated_at"`
 }
 
 // Key types.
@@ -209,6 +220,9 @@ type KeySpec struct {
 	RPMLimit            *int64         `db:"rpm_limit" json:"rpm_limit"`
 	TPMLimit            *int64         `db:"tpm_limit" json:"tpm_limit"`
 	MaxParallelRequests *int64         `db:"max_parallel_requests" json:"max_parallel_requests"`
+	ModelRPMLimit       ModelLimits    `db:"model_rpm_limit" json:"model_rpm_limit"`
+	ModelTPMLimit       ModelLimits    `db:"model_tpm_limit" json:"model_tpm_limit"`
+	BudgetID            *string        `db:"budget_id" json:"budget_id"`
 	ExpiresAt           *time.Time     `db:"expires_at" json:"expires_at"`
 	Blocked             bool           `db:"blocked" json:"blocked"`
 	Metadata            JSON           `db:"metadata" json:"metadata"`
@@ -218,12 +232,13 @@ type KeySpec struct {
 type Key struct {
 	ID string `db:"id" json:"id"`
 	KeySpec
-	Hash       string     `db:"key_hash" json:"-"`
-	Hint       string     `db:"key_hint" json:"key_hint"`
-	Spend      float64    `db:"spend" json:"spend"`
-	LastUsedAt *time.Time `db:"last_used_at" json:"last_used_at"`
-	CreatedAt  time.Time  `db:"created_at" json:"created_at"`
-	UpdatedAt  time.Time  `db:"updated_at" json:"updated_at"`
+	Hash          string     `db:"key_hash" json:"-"`
+	Hint          string     `db:"key_hint" json:"key_hint"`
+	Spend         float64    `db:"spend" json:"spend"`
+	BudgetResetAt *time.Time `db:"budget_reset_at" json:"budget_reset_at"`
+	LastUsedAt    *time.Time `db:"last_used_at" json:"last_used_at"`
+	CreatedAt     time.Time  `db:"created_at" json:"created_at"`
+	UpdatedAt     time.Time  `db:"updated_at" json:"updated_at"`
 }
 
 // Expired reports whether the key's expiry has passed at now.
@@ -268,4 +283,97 @@ type AuditEntry struct {
 	ResourceID   string    `db:"resource_id" json:"resource_id"`
 	Before       NullJSON  `db:"before" json:"before"`
 	After        NullJSON  `db:"after" json:"after"`
+}
+
+// ModelLimits maps public model names to a per-minute limit (jsonb).
+type ModelLimits map[string]int64
+
+// Value implements driver.Valuer.
+func (m ModelLimits) Value() (driver.Value, error) {
+	if len(m) == 0 {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(map[string]int64(m))
+}
+
+// Scan implements sql.Scanner.
+func (m *ModelLimits) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case nil:
+		*m = nil
+		return nil
+	case []byte:
+		b = v
+	case string:
+		b = []byte(v)
+	default:
+		return fmt.Errorf("scan jsonb from %T", src)
+	}
+	out := ModelLimits{}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return err
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	*m = out
+	return nil
+}
+
+// BudgetSpec is the writable part of a reusable budget profile.
+type BudgetSpec struct {
+	Name                string   `db:"name" json:"name"`
+	MaxBudget           *float64 `db:"max_budget" json:"max_budget"`
+	SoftBudget          *float64 `db:"soft_budget" json:"soft_budget"`
+	BudgetDuration      *string  `db:"budget_duration" json:"budget_duration"`
+	RPMLimit            *int64   `db:"rpm_limit" json:"rpm_limit"`
+	TPMLimit            *int64   `db:"tpm_limit" json:"tpm_limit"`
+	MaxParallelRequests *int64   `db:"max_parallel_requests" json:"max_parallel_requests"`
+}
+
+// Budget is a profile of budget and limits that keys and teams point to.
+type Budget struct {
+	ID string `db:"id" json:"id"`
+	BudgetSpec
+	CreatedAt time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt time.Time `db:"updated_at" json:"updated_at"`
+}
+
+// GlobalBudgetSpec is the writable part of the budget over all spend.
+type GlobalBudgetSpec struct {
+	MaxBudget      *float64 `db:"max_budget" json:"max_budget"`
+	SoftBudget     *float64 `db:"soft_budget" json:"soft_budget"`
+	BudgetDuration *string  `db:"budget_duration" json:"budget_duration"`
+}
+
+// GlobalBudget caps the spend of the whole deployment.
+type GlobalBudget struct {
+	ID string `db:"id" json:"-"`
+	GlobalBudgetSpec
+	BudgetResetAt *time.Time `db:"budget_reset_at" json:"budget_reset_at"`
+	Spend         float64    `db:"spend" json:"spend"`
+	UpdatedAt     time.Time  `db:"updated_at" json:"updated_at"`
+}
+
+// Budget alert kinds.
+const (
+	AlertSoft = "soft"
+	AlertHard = "hard"
+)
+
+// BudgetAlert records one budget crossed in one period.
+type BudgetAlert struct {
+	ID          int64      `db:"id" json:"id"`
+	CreatedAt   time.Time  `db:"created_at" json:"created_at"`
+	SubjectType string     `db:"subject_type" json:"subject_type"`
+	SubjectID   string     `db:"subject_id" json:"subject_id"`
+	SubjectName string     `db:"subject_name" json:"subject_name"`
+	Kind        string     `db:"kind" json:"kind"`
+	Period      string     `db:"period" json:"period"`
+	Spend       float64    `db:"spend" json:"spend"`
+	Threshold   float64    `db:"threshold" json:"threshold"`
+	DeliveredAt *time.Time `db:"delivered_at" json:"delivered_at"`
+	Attempts    int        `db:"attempts" json:"attempts"`
+	LastError   string     `db:"last_error" json:"last_error"`
 }

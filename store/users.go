@@ -1,6 +1,8 @@
 package store
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 
@@ -52,8 +54,14 @@ func (s *Store) CreateUser(ctx context.Context, actor string, in UserInput) (*Us
 	}
 	var u *User
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		resetAt, err := resetAtFor(in.BudgetDuration, nil, nil, time.Now())
+		if err != nil {
+			return err
+		}
 		var id string
-		err := tx.GetContext(ctx, &id, `INSERT INTO users (email, name, role) VALUES ($1, $2, $3) RETURNING id`, in.Email, in.Name, in.Role)
+		err = tx.GetContext(ctx, &id, `INSERT INTO users (email, name, role, max_budget, soft_budget, budget_duration, rpm_limit, tpm_limit, budget_reset_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+			in.Email, in.Name, in.Role, in.MaxBudget, in.SoftBudget, in.BudgetDuration, in.RPMLimit, in.TPMLimit, resetAt)
 		if err != nil {
 			return mapErr(err, fmt.Sprintf("user %q", in.Email))
 		}
@@ -79,6 +87,15 @@ func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
 		return nil, fmt.Errorf("user %s: %w", id, ErrNotFound)
 	}
 	return getUser(ctx, s.db, id)
+}
+
+// AllUsers returns every user, for the gateway's cache.
+func (s *Store) AllUsers(ctx context.Context) ([]User, error) {
+	rows := []User{}
+	if err := s.db.SelectContext(ctx, &rows, userSelect); err != nil {
+		return nil, fmt.Errorf("load users: %w", err)
+	}
+	return rows, nil
 }
 
 // ListUsers returns a page of users.
@@ -111,7 +128,13 @@ func (s *Store) UpdateUser(ctx context.Context, actor, id string, change func(*U
 		if err := in.UserSpec.Normalize(); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE users SET email = $2, name = $3, role = $4, updated_at = now() WHERE id = $1`, id, in.Email, in.Name, in.Role)
+		resetAt, err := resetAtFor(in.BudgetDuration, before.BudgetDuration, before.BudgetResetAt, time.Now())
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE users SET email = $2, name = $3, role = $4, max_budget = $5, soft_budget = $6,
+			budget_duration = $7, rpm_limit = $8, tpm_limit = $9, budget_reset_at = $10, updated_at = now() WHERE id = $1`,
+			id, in.Email, in.Name, in.Role, in.MaxBudget, in.SoftBudget, in.BudgetDuration, in.RPMLimit, in.TPMLimit, resetAt)
 		if err != nil {
 			return mapErr(err, fmt.Sprintf("user %q", in.Email))
 		}

@@ -86,6 +86,25 @@ func nonNegativeInt(field string, v *int64) error {
 	return nil
 }
 
+func positiveInt(field string, v *int64) error {
+	if v != nil && *v <= 0 {
+		return invalid(field, "%s must be positive (got %d)", field, *v)
+	}
+	return nil
+}
+
+func nonNegativeLimits(field string, m ModelLimits) error {
+	for model, v := range m {
+		if strings.TrimSpace(model) == "" {
+			return invalid(field, "%s has an empty model name", field)
+		}
+		if v < 0 {
+			return invalid(field, "%s[%q] must not be negative (got %d)", field, model, v)
+		}
+	}
+	return nil
+}
+
 func firstErr(errs ...error) error {
 	for _, err := range errs {
 		if err != nil {
@@ -108,6 +127,7 @@ func (t *TeamSpec) Normalize() error {
 		ValidateBudgetDuration("budget_duration", t.BudgetDuration),
 		nonNegativeInt("rpm_limit", t.RPMLimit),
 		nonNegativeInt("tpm_limit", t.TPMLimit),
+		nonNegativeInt("max_parallel_requests", t.MaxParallelRequests),
 		validateModelList("models", t.Models),
 	)
 }
@@ -185,6 +205,7 @@ func (m *ModelSpec) Normalize() error {
 		nonNegativeInt("rpm_limit", m.RPMLimit),
 		nonNegativeInt("tpm_limit", m.TPMLimit),
 		nonNegativeInt("context_window", m.ContextWindow),
+		positiveInt("max_output_tokens", m.MaxOutputTokens),
 	)
 }
 
@@ -203,7 +224,13 @@ func (u *UserSpec) Normalize() error {
 	if u.Role != RoleAdmin && u.Role != RoleFinance && u.Role != RoleMember {
 		return invalid("role", "role must be admin, finance or member (got %q)", u.Role)
 	}
-	return nil
+	return firstErr(
+		nonNegative("max_budget", u.MaxBudget),
+		nonNegative("soft_budget", u.SoftBudget),
+		ValidateBudgetDuration("budget_duration", u.BudgetDuration),
+		nonNegativeInt("rpm_limit", u.RPMLimit),
+		nonNegativeInt("tpm_limit", u.TPMLimit),
+	)
 }
 
 // Normalize fills defaults and checks a key.
@@ -230,6 +257,8 @@ func (k *KeySpec) Normalize() error {
 		nonNegativeInt("rpm_limit", k.RPMLimit),
 		nonNegativeInt("tpm_limit", k.TPMLimit),
 		nonNegativeInt("max_parallel_requests", k.MaxParallelRequests),
+		nonNegativeLimits("model_rpm_limit", k.ModelRPMLimit),
+		nonNegativeLimits("model_tpm_limit", k.ModelTPMLimit),
 		validateModelList("models", k.Models),
 	)
 }
