@@ -32,6 +32,15 @@ type Config struct {
 	SpendFlushInterval  time.Duration
 	ShutdownTimeout     time.Duration
 
+	// Governance.
+	Replicas         int           // gateway replicas: Redis-down fallback limits are divided by it
+	RateLimitWindow  time.Duration // the "minute" of RPM/TPM limits (shorter only in tests)
+	SpendMaxQueued   int           // spend logs held in memory before spilling to disk
+	SpoolDir         string        // where spilled spend logs wait for PostgreSQL
+	AlertWebhooks    []string      // URLs budget alerts are POSTed to
+	AlertSecret      string        // HMAC-SHA256 key signing alert webhooks
+	AlertMaxAttempts int
+
 	LogLevel  slog.Level
 	LogFormat string // text or json
 }
@@ -55,6 +64,29 @@ func Load(getenv func(string) string) (*Config, error) {
 		SpendFlushInterval:  e.duration("TOLLGATE_SPEND_FLUSH_INTERVAL", time.Second),
 		ShutdownTimeout:     e.duration("TOLLGATE_SHUTDOWN_TIMEOUT", 30*time.Second),
 		LogFormat:           e.str("TOLLGATE_LOG_FORMAT", "text"),
+		Replicas:            int(e.int("TOLLGATE_REPLICAS", 1)),
+		RateLimitWindow:     e.duration("TOLLGATE_RATE_LIMIT_WINDOW", time.Minute),
+		SpendMaxQueued:      int(e.int("TOLLGATE_SPEND_MAX_QUEUED", 50_000)),
+		SpoolDir:            e.str("TOLLGATE_SPOOL_DIR", ""),
+		AlertSecret:         e.str("TOLLGATE_ALERT_WEBHOOK_SECRET", ""),
+		AlertMaxAttempts:    int(e.int("TOLLGATE_ALERT_MAX_ATTEMPTS", 10)),
+	}
+	for _, u := range strings.Split(e.str("TOLLGATE_ALERT_WEBHOOK_URLS", ""), ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+				e.fail("TOLLGATE_ALERT_WEBHOOK_URLS", fmt.Sprintf("must be comma-separated http(s) URLs (got %q)", u))
+			}
+			c.AlertWebhooks = append(c.AlertWebhooks, u)
+		}
+	}
+	if c.Replicas < 1 {
+		e.fail("TOLLGATE_REPLICAS", "must be at least 1")
+	}
+	if c.SpendMaxQueued < 1 {
+		e.fail("TOLLGATE_SPEND_MAX_QUEUED", "must be at least 1")
+	}
+	if c.AlertMaxAttempts < 1 {
+		e.fail("TOLLGATE_ALERT_MAX_ATTEMPTS", "must be at least 1")
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(e.str("TOLLGATE_LOG_LEVEL", "info"))); err != nil {
 		e.fail("TOLLGATE_LOG_LEVEL", "must be debug, info, warn or error")

@@ -62,8 +62,19 @@ func (s *Scheduler) Stop(ctx context.Context) {
 	s.stop()
 }
 
-// runTick claims the tick and runs the job if this replica won it.
+// runTick runs the job if this replica is its leader (holds its advisory
+// lock, so a slow run never overlaps the next tick on another replica) and
+// claims the tick first.
 func (s *Scheduler) runTick(j Job, tick time.Time) {
+	release, leader, err := s.st.JobLock(s.ctx, j.Name)
+	if err != nil {
+		s.log.Error("job leader election", "job", j.Name, "err", err)
+		return
+	}
+	if !leader {
+		return
+	}
+	defer release()
 	won, err := s.st.ClaimJobRun(s.ctx, j.Name, tick)
 	if err != nil {
 		s.log.Error("claim job run", "job", j.Name, "err", err)

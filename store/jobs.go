@@ -38,3 +38,26 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
 	}
 	return res.RowsAffected()
 }
+
+// JobLock makes this replica the leader for job while it runs: a
+// session-level advisory lock on a connection of its own. ok is false when
+// another replica holds it; release ends the leadership.
+func (s *Store) JobLock(ctx context.Context, job string) (release func(), ok bool, err error) {
+	conn, err := s.db.Connx(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("job lock %s: %w", job, err)
+	}
+	if err := conn.GetContext(ctx, &ok, `SELECT pg_try_advisory_lock(hashtext('tollgate-job:' || $1))`, job); err != nil || !ok {
+		conn.Close()
+		if err != nil {
+			return nil, false, fmt.Errorf("job lock %s: %w", job, err)
+		}
+		return nil, false, nil
+	}
+	return func() {
+		// Closing the connection would release the lock too, but the pool
+		// may keep it; unlock explicitly.
+		conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock(hashtext('tollgate-job:' || $1))`, job)
+		conn.Close()
+	}, true, nil
+}
