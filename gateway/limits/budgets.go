@@ -1,0 +1,360 @@
+package limits
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Budget is a hard spending cap for one subject in one budget period.
+type Budget struct {
+	Name string  // e.g. "key:<id>:<period-end-unix>"; a new period is a new name, so a reset needs no Redis write
+	Max  float64 // USD
+	// Spend reads the subject's settled spend from PostgreSQL. Called to seed Redis when the
+	// budget's counter is missing there (first use, new period, Redis restarted), and by the
+	// fallback when Redis is down. A nil Spend means nothing was spent yet.
+	Spend func(ctx context.Context) (float64, error)
+}
+
+func (b Budget) spend(ctx context.Context) (int64, error) {
+	if b.Spend == nil {
+		return 0, nil
+	}
+	usd, err := b.Spend(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read spend of budget %s: %w", b.Name, err)
+	}
+	return nanos(usd), nil
+}
+
+// Each budget has two keys: a hash holding the settled spend (field
+// "spent") and the amount of every reservation (field "r:<request id>"),
+// and a sorted set of the reservations' expiries. Amounts are nano-dollars.
+
+// reserveScript checks every budget, then reserves in all or none.
+// KEYS: hash and sorted set of each budget, in turn.
+// ARGV: request id, amount, SlotTTL (ms), counter TTL (ms), then each Max.
+// Returns {1} when reserved; {0, i, used} when budget i refuses, used being
+// its settled spend plus reservations; {-1, i, j...} when the counters of
+// budgets i, j... are missing and must be seeded first.
+var reserveScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local id, amount = ARGV[1], tonumber(ARGV[2])
+local n = #KEYS / 2
+local missing = {-1}
+for i = 1, n do
+  if redis.call('HEXISTS', KEYS[2*i-1], 'spent') == 0 then missing[#missing + 1] = i end
+end
+if #missing > 1 then return missing end
+for i = 1, n do
+  local h, z = KEYS[2*i-1], KEYS[2*i]
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', now)) do
+    redis.call('HDEL', h, 'r:' .. m)
+  end
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+  local used = tonumber(redis.call('HGET', h, 'spent'))
+  for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do
+    if m ~= id then used = used + tonumber(redis.call('HGET', h, 'r:' .. m) or 0) end
+  end
+  local max = tonumber(ARGV[4 + i])
+  if max <= 0 or used + amount > max then return {0, i, used} end
+end
+for i = 1, n do
+  local h, z = KEYS[2*i-1], KEYS[2*i]
+  redis.call('ZADD', z, now + tonumber(ARGV[3]), id)
+  redis.call('HSET', h, 'r:' .. id, ARGV[2])
+  redis.call('PEXPIRE', h, ARGV[4])
+  redis.call('PEXPIRE', z, ARGV[4])
+end
+return {1}
+`)
+
+// settleScript drops a request's reservation and adds its actual cost.
+// KEYS: as for reserveScript. ARGV: request id, actual, counter TTL (ms).
+// Returns each budget's settled spend after, or -1 where the counter is
+// missing: nothing is added there, the caller seeds it and settles again
+// (dropping the reservation twice is harmless).
+var settleScript = redis.NewScript(`
+local out = {}
+for i = 1, #KEYS / 2 do
+  local h, z = KEYS[2*i-1], KEYS[2*i]
+  redis.call('ZREM', z, ARGV[1])
+  redis.call('HDEL', h, 'r:' .. ARGV[1])
+  if redis.call('HEXISTS', h, 'spent') == 1 then
+    out[i] = redis.call('HINCRBY', h, 'spent', ARGV[2])
+    redis.call('PEXPIRE', h, ARGV[3])
+  else
+    out[i] = -1
+  end
+end
+return out
+`)
+
+// errFallback says Redis failed and the fallback must decide.
+var errFallback = errors.New("redis unavailable")
+
+// Reserve atomically checks, for every budget, settled spend + reserved + amount <= Max and, if
+// all pass, records a reservation of amount under requestID in each (all or nothing). It returns
+// the Name of the first budget that refuses, with that budget's spend (settled + reserved) at the
+// time. Reservations expire after SlotTTL. A missing counter is seeded from Spend. A Max <= 0
+// budget refuses everything. The error is set only when Spend fails and nothing else can decide.
+func (g *Guard) Reserve(ctx context.Context, budgets []Budget, requestID string, amount float64) (ok bool, denied string, spent float64, err error) {
+	if len(budgets) == 0 {
+		return true, "", 0, nil
+	}
+	n := max(nanos(amount), 0)
+	if g.up.Load() {
+		ok, denied, spent, err = g.reserveRedis(ctx, budgets, requestID, n)
+		if err != errFallback {
+			return ok, denied, spent, err
+		}
+	}
+	return g.reserveLocal(ctx, budgets, requestID, n)
+}
+
+func (g *Guard) reserveRedis(ctx context.Context, budgets []Budget, requestID string, amount int64) (bool, string, float64, error) {
+	keys := g.budgetKeys(budgets)
+	args := []any{requestID, amount, g.opts.SlotTTL.Milliseconds(), counterTTL.Milliseconds()}
+	for _, b := range budgets {
+		args = append(args, nanos(b.Max))
+	}
+	// Each round seeds what was missing; a counter vanishing again right
+	// after being seeded would need an eviction or a flush in between.
+	for range 3 {
+		res, err := reserveScript.Run(ctx, g.rdb, keys, args...).Int64Slice()
+		if g.failed(ctx, err) {
+			return false, "", 0, errFallback
+		}
+		switch res[0] {
+		case 1:
+			return true, "", 0, nil
+		case 0:
+			return false, budgets[res[1]-1].Name, dollars(res[2]), nil
+		}
+		for _, i := range res[1:] {
+			if err := g.seedCounter(ctx, budgets[i-1]); err != nil {
+				return false, budgets[i-1].Name, 0, err
+			}
+		}
+	}
+	return false, "", 0, fmt.Errorf("reserve budgets: counters missing again after seeding")
+}
+
+// seedCounter sets a missing counter to the spend PostgreSQL knows. HSETNX
+// makes concurrent seeders harmless: the first wins, the others change
+// nothing, so the spend is never counted twice.
+func (g *Guard) seedCounter(ctx context.Context, b Budget) error {
+	spent, err := b.spend(ctx)
+	if err != nil {
+		return err
+	}
+	hash, _ := g.budgetKey(b.Name)
+	_, err = g.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSetNX(ctx, hash, "spent", spent)
+		p.PExpire(ctx, hash, counterTTL)
+		return nil
+	})
+	if g.failed(ctx, err) {
+		return errFallback
+	}
+	return nil
+}
+
+// Settle replaces the reservation of requestID by the actual cost in every budget: settled spend
+// += actual, reservation removed. Safe if the reservation already expired (just adds actual).
+// Returns each budget's settled spend after settling (same order), so the caller can see a
+// soft budget being crossed. Call it before the spend log is written, so that a counter seeded
+// from PostgreSQL here does not already hold this request's cost.
+func (g *Guard) Settle(ctx context.Context, budgets []Budget, requestID string, actual float64) []float64 {
+	out := make([]float64, len(budgets))
+	if len(budgets) == 0 {
+		return out
+	}
+	n := nanos(actual)
+	heldHere := g.dropLocalHolds(budgets, requestID)
+	if g.up.Load() && g.settleRedis(ctx, budgets, requestID, n, out) {
+		return out
+	}
+	return g.settleLocal(ctx, budgets, requestID, n, heldHere)
+}
+
+// settleRedis fills out and reports whether Redis took the settlement.
+func (g *Guard) settleRedis(ctx context.Context, budgets []Budget, requestID string, actual int64, out []float64) bool {
+	res, err := settleScript.Run(ctx, g.rdb, g.budgetKeys(budgets), requestID, actual, counterTTL.Milliseconds()).Int64Slice()
+	if g.failed(ctx, err) {
+		return false
+	}
+	for i, v := range res {
+		if v >= 0 {
+			out[i] = dollars(v)
+			continue
+		}
+		// Redis lost the counter (restart, or a period that began mid-request).
+		b := budgets[i]
+		if err := g.seedCounter(ctx, b); err != nil {
+			// The spend log reaches PostgreSQL anyway, and the next seed reads it.
+			g.log.Warn("settle budget: cannot seed counter", "budget", b.Name, "err", err)
+			continue
+		}
+		again, err := settleScript.Run(ctx, g.rdb, g.budgetKeys(budgets[i:i+1]), requestID, actual, counterTTL.Milliseconds()).Int64Slice()
+		if !g.failed(ctx, err) && again[0] >= 0 {
+			out[i] = dollars(again[0])
+		}
+	}
+	return true
+}
+
+// ReleaseBudget drops a reservation without spending (the request failed before costing anything).
+func (g *Guard) ReleaseBudget(ctx context.Context, budgets []Budget, requestID string) {
+	if len(budgets) == 0 || g.dropLocalHolds(budgets, requestID) {
+		return
+	}
+	if g.up.Load() {
+		_, err := g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, b := range budgets {
+				hash, held := g.budgetKey(b.Name)
+				p.ZRem(ctx, held, requestID)
+				p.HDel(ctx, hash, "r:"+requestID)
+			}
+			return nil
+		})
+		if !g.failed(ctx, err) {
+			return
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, b := range budgets {
+		g.pending.budgets[b.Name] = append(g.pending.budgets[b.Name], requestID)
+	}
+}
+
+func (g *Guard) budgetKey(name string) (hash, held string) {
+	hash = g.opts.Prefix + "budget:" + name
+	return hash, hash + ":held"
+}
+
+func (g *Guard) budgetKeys(budgets []Budget) []string {
+	keys := make([]string, 0, 2*len(budgets))
+	for _, b := range budgets {
+		hash, held := g.budgetKey(b.Name)
+		keys = append(keys, hash, held)
+	}
+	return keys
+}
+
+// localBudget is the fallback's view of a budget: the spend PostgreSQL
+// reported at fetched, what this process settled since, and the
+// reservations this process holds.
+type localBudget struct {
+	spent    int64
+	fetched  time.Time
+	delta    int64
+	reserved map[string]hold
+}
+
+// spendCacheFor is how long the fallback trusts a Spend reading.
+const spendCacheFor = time.Second
+
+// localBudget returns the fallback state of a budget. Callers hold g.mu.
+func (g *Guard) localBudget(name string) *localBudget {
+	lb := g.budgets[name]
+	if lb == nil {
+		lb = &localBudget{reserved: map[string]hold{}}
+		g.budgets[name] = lb
+	}
+	return lb
+}
+
+// refresh rereads a budget's spend when the cached one is older than a
+// second. The PostgreSQL read happens without holding g.mu.
+func (g *Guard) refresh(ctx context.Context, b Budget) error {
+	g.mu.Lock()
+	fresh := time.Since(g.localBudget(b.Name).fetched) < spendCacheFor
+	g.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	spent, err := b.spend(ctx)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	lb := g.localBudget(b.Name)
+	// What this process settled is in PostgreSQL by now, or soon.
+	lb.spent, lb.fetched, lb.delta = spent, time.Now(), 0
+	return nil
+}
+
+func (g *Guard) reserveLocal(ctx context.Context, budgets []Budget, requestID string, amount int64) (bool, string, float64, error) {
+	for _, b := range budgets {
+		if err := g.refresh(ctx, b); err != nil {
+			return false, b.Name, 0, err
+		}
+	}
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, b := range budgets {
+		lb := g.localBudget(b.Name)
+		dropExpired(lb.reserved, now)
+		used := lb.spent + lb.delta
+		for id, h := range lb.reserved {
+			if id != requestID {
+				used += h.amount
+			}
+		}
+		if limit := nanos(b.Max); limit <= 0 || used+amount > limit {
+			return false, b.Name, dollars(used), nil
+		}
+	}
+	for _, b := range budgets {
+		g.localBudget(b.Name).reserved[requestID] = hold{amount: amount, expires: now.Add(g.opts.SlotTTL)}
+	}
+	return true, "", 0, nil
+}
+
+// settleLocal counts the cost here until PostgreSQL reports it, and
+// remembers it for Redis, which did not see it either.
+func (g *Guard) settleLocal(ctx context.Context, budgets []Budget, requestID string, actual int64, heldHere bool) []float64 {
+	for _, b := range budgets {
+		if err := g.refresh(ctx, b); err != nil {
+			g.log.Warn("settle budget without redis: cannot read spend", "budget", b.Name, "err", err)
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]float64, len(budgets))
+	for i, b := range budgets {
+		lb := g.localBudget(b.Name)
+		lb.delta += actual
+		out[i] = dollars(lb.spent + lb.delta)
+		g.pending.spend[b.Name] += actual
+		if !heldHere {
+			g.pending.budgets[b.Name] = append(g.pending.budgets[b.Name], requestID)
+		}
+	}
+	return out
+}
+
+// dropLocalHolds removes requestID's fallback reservations and reports
+// whether it had any, in which case Redis never saw the reservation.
+func (g *Guard) dropLocalHolds(budgets []Budget, requestID string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	found := false
+	for _, b := range budgets {
+		if lb := g.budgets[b.Name]; lb != nil {
+			if _, ok := lb.reserved[requestID]; ok {
+				found = true
+				delete(lb.reserved, requestID)
+			}
+		}
+	}
+	return found
+}

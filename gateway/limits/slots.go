@@ -1,0 +1,127 @@
+package limits
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Slot is a cap on requests in flight (max_parallel_requests).
+type Slot struct {
+	Name string
+	Max  int64
+}
+
+// acquireScript takes one place in every slot for a request, or none.
+// KEYS: one sorted set per slot, member = request id, score = expiry (ms).
+// ARGV: request id, SlotTTL in ms, then each slot's Max.
+// Returns 0 when all were taken, else the 1-based index of a full slot.
+// A request already holding a place keeps it, so a retried Acquire does
+// not count twice.
+var acquireScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local id, ttl = ARGV[1], tonumber(ARGV[2])
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if not redis.call('ZSCORE', key, id) and redis.call('ZCARD', key) >= tonumber(ARGV[2 + i]) then
+    return i
+  end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + ttl, id)
+  redis.call('PEXPIRE', key, ttl)
+end
+return 0
+`)
+
+// Acquire takes one slot in each, all or nothing, for request id; it returns the Name of the
+// slot that is full ("" and true when all were taken). Held slots expire after SlotTTL so a
+// crashed request cannot leak them.
+func (g *Guard) Acquire(ctx context.Context, slots []Slot, requestID string) (ok bool, full string) {
+	if len(slots) == 0 {
+		return true, ""
+	}
+	if g.up.Load() {
+		keys := make([]string, len(slots))
+		args := []any{requestID, g.opts.SlotTTL.Milliseconds()}
+		for i, s := range slots {
+			keys[i] = g.slotKey(s.Name)
+			args = append(args, s.Max)
+		}
+		i, err := acquireScript.Run(ctx, g.rdb, keys, args...).Int64()
+		if !g.failed(ctx, err) {
+			if i == 0 {
+				return true, ""
+			}
+			return false, slots[i-1].Name
+		}
+	}
+	return g.acquireLocal(slots, requestID)
+}
+
+// Release gives back the slots taken by requestID.
+func (g *Guard) Release(ctx context.Context, slots []Slot, requestID string) {
+	if len(slots) == 0 || g.releaseLocal(slots, requestID) {
+		return
+	}
+	if g.up.Load() {
+		_, err := g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, s := range slots {
+				p.ZRem(ctx, g.slotKey(s.Name), requestID)
+			}
+			return nil
+		})
+		if !g.failed(ctx, err) {
+			return
+		}
+	}
+	// Taken in Redis before it went away: release it there once it is back.
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, s := range slots {
+		g.pending.slots[s.Name] = append(g.pending.slots[s.Name], requestID)
+	}
+}
+
+func (g *Guard) slotKey(name string) string { return g.opts.Prefix + "slot:" + name }
+
+func (g *Guard) acquireLocal(slots []Slot, requestID string) (bool, string) {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, s := range slots {
+		held := g.slots[s.Name]
+		dropExpired(held, now)
+		if _, ok := held[requestID]; !ok && int64(len(held)) >= g.share(s.Max) {
+			return false, s.Name
+		}
+	}
+	for _, s := range slots {
+		if g.slots[s.Name] == nil {
+			g.slots[s.Name] = map[string]hold{}
+		}
+		g.slots[s.Name][requestID] = hold{expires: now.Add(g.opts.SlotTTL)}
+	}
+	return true, ""
+}
+
+// releaseLocal drops requestID from the fallback's slots and reports
+// whether it held them there, in which case Redis never saw them.
+func (g *Guard) releaseLocal(slots []Slot, requestID string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	found := false
+	for _, s := range slots {
+		held := g.slots[s.Name]
+		if _, ok := held[requestID]; ok {
+			found = true
+			delete(held, requestID)
+			if len(held) == 0 {
+				delete(g.slots, s.Name)
+			}
+		}
+	}
+	return found
+}
