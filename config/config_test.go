@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -37,8 +38,12 @@ func TestLoadDefaults(t *testing.T) {
 		ShutdownTimeout:     30 * time.Second,
 		LogLevel:            slog.LevelInfo,
 		LogFormat:           "text",
+		Replicas:            1,
+		RateLimitWindow:     time.Minute,
+		SpendMaxQueued:      50_000,
+		AlertMaxAttempts:    10,
 	}
-	if *c != want {
+	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults\n%+v\nwant\n%+v", *c, want)
 	}
 	if c.MaxRequestBodyBytes != 10*1024*1024 {
@@ -65,6 +70,13 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		"TOLLGATE_LOG_FORMAT":             "json",
 		"TOLLGATE_GATEWAY_URL":            "https://gateway.internal",
 		"TOLLGATE_SECURE_COOKIES":         "true",
+		"TOLLGATE_REPLICAS":               "3",
+		"TOLLGATE_RATE_LIMIT_WINDOW":      "10s",
+		"TOLLGATE_SPEND_MAX_QUEUED":       "500",
+		"TOLLGATE_SPOOL_DIR":              "/var/lib/tollgate/spool",
+		"TOLLGATE_ALERT_WEBHOOK_URLS":     "https://hooks.internal/a, http://alerts.internal/b",
+		"TOLLGATE_ALERT_WEBHOOK_SECRET":   "whsec",
+		"TOLLGATE_ALERT_MAX_ATTEMPTS":     "4",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -77,8 +89,10 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		AutoMigrate:   false, MaxRequestBodyBytes: 1024, UpstreamTimeout: 90 * time.Second,
 		SpendFlushInterval: 250 * time.Millisecond, ShutdownTimeout: time.Minute,
 		LogLevel: slog.LevelDebug, LogFormat: "json",
+		Replicas: 3, RateLimitWindow: 10 * time.Second, SpendMaxQueued: 500, SpoolDir: "/var/lib/tollgate/spool",
+		AlertWebhooks: []string{"https://hooks.internal/a", "http://alerts.internal/b"}, AlertSecret: "whsec", AlertMaxAttempts: 4,
 	}
-	if *c != want {
+	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("loaded\n%+v\nwant\n%+v", *c, want)
 	}
 }
@@ -98,6 +112,10 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"TOLLGATE_LOG_FORMAT", "xml", "must be text or json"},
 		{"TOLLGATE_AUTO_MIGRATE", "maybe", `must be true or false (got "maybe")`},
 		{"TOLLGATE_MASTER_KEY", "short", "must be at least 8 characters"},
+		{"TOLLGATE_REPLICAS", "0", "must be at least 1"},
+		{"TOLLGATE_SPEND_MAX_QUEUED", "0", "must be at least 1"},
+		{"TOLLGATE_ALERT_WEBHOOK_URLS", "ftp://x", "must be comma-separated http(s) URLs"},
+		{"TOLLGATE_RATE_LIMIT_WINDOW", "1h?", "must be a positive duration"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			c, err := config.Load(envMap(map[string]string{tc.name: tc.value}))

@@ -27,6 +27,9 @@ type catalog struct {
 	deployments map[string][]*Deployment // by public model name, enabled only
 	modelNames  []string                 // sorted public names with an enabled deployment
 	teams       map[string]*store.Team
+	users       map[string]*store.User
+	budgets     map[string]*store.Budget // budget profiles by id
+	global      *store.GlobalBudget
 }
 
 // Cache keeps what the hot path reads in memory and drops it as soon as
@@ -59,7 +62,8 @@ const (
 func NewCache(st *store.Store, log *slog.Logger) *Cache {
 	c := &Cache{st: st, log: log}
 	c.resetKeys()
-	c.catalog.Store(&catalog{deployments: map[string][]*Deployment{}, teams: map[string]*store.Team{}})
+	c.catalog.Store(&catalog{deployments: map[string][]*Deployment{}, teams: map[string]*store.Team{},
+		users: map[string]*store.User{}, budgets: map[string]*store.Budget{}, global: &store.GlobalBudget{}})
 	return c
 }
 
@@ -86,6 +90,18 @@ func (c *Cache) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	users, err := c.st.AllUsers(ctx)
+	if err != nil {
+		return err
+	}
+	budgets, err := c.st.AllBudgets(ctx)
+	if err != nil {
+		return err
+	}
+	global, err := c.st.GetGlobalBudget(ctx)
+	if err != nil {
+		return err
+	}
 	byID := map[string]*store.Provider{}
 	keys := map[string]string{}
 	for i := range providers {
@@ -96,7 +112,8 @@ func (c *Cache) Load(ctx context.Context) error {
 			delete(byID, p.ID)
 		}
 	}
-	cat := &catalog{deployments: map[string][]*Deployment{}, teams: map[string]*store.Team{}}
+	cat := &catalog{deployments: map[string][]*Deployment{}, teams: map[string]*store.Team{},
+		users: map[string]*store.User{}, budgets: map[string]*store.Budget{}, global: global}
 	for i := range models {
 		m := models[i]
 		p, ok := byID[m.ProviderID]
@@ -112,6 +129,12 @@ func (c *Cache) Load(ctx context.Context) error {
 	for i := range teams {
 		cat.teams[teams[i].ID] = &teams[i]
 	}
+	for i := range users {
+		cat.users[users[i].ID] = &users[i]
+	}
+	for i := range budgets {
+		cat.budgets[budgets[i].ID] = &budgets[i]
+	}
 	c.catalog.Store(cat)
 	return nil
 }
@@ -120,6 +143,25 @@ func (c *Cache) Load(ctx context.Context) error {
 func (c *Cache) Deployments(model string) []*Deployment {
 	return c.catalog.Load().deployments[model]
 }
+
+// Profile returns a budget profile by id; nil when id is nil or unknown.
+func (c *Cache) Profile(id *string) *store.Budget {
+	if id == nil {
+		return nil
+	}
+	return c.catalog.Load().budgets[*id]
+}
+
+// User returns a user by id; nil when id is nil or unknown.
+func (c *Cache) User(id *string) *store.User {
+	if id == nil {
+		return nil
+	}
+	return c.catalog.Load().users[*id]
+}
+
+// Global returns the global budget.
+func (c *Cache) Global() *store.GlobalBudget { return c.catalog.Load().global }
 
 // ModelNames returns the public model names that have a deployment.
 func (c *Cache) ModelNames() []string { return c.catalog.Load().modelNames }
@@ -167,6 +209,11 @@ func (c *Cache) Key(ctx context.Context, hash string) (*store.Key, error) {
 		return nil, errUnknownKey
 	}
 	if err != nil {
+		if hit {
+			// PostgreSQL is away: a key we knew keeps working (changes to it
+			// arrive by notification once the database is back).
+			return ck.key, nil
+		}
 		return nil, fmt.Errorf("look up key: %w", err)
 	}
 	c.mu.Lock()

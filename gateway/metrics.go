@@ -14,11 +14,13 @@ type Metrics struct {
 	cost     *prometheus.CounterVec
 	queued   prometheus.GaugeFunc
 	inFlight prometheus.Gauge
+	refused  *prometheus.CounterVec
+	redisUp  prometheus.GaugeFunc
 }
 
 // NewMetrics registers the series on a fresh registry; queued reports the
 // spend logs waiting to be written.
-func NewMetrics(queued func() float64) *Metrics {
+func NewMetrics(queued func() float64, redisUp func() bool) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: reg,
@@ -41,8 +43,19 @@ func NewMetrics(queued func() float64) *Metrics {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tollgate_requests_in_flight", Help: "LLM API requests being served now.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_requests_refused_total", Help: "Requests refused by governance, by reason (rate_limit, parallel, budget, deployment_limit).",
+		}, []string{"reason"}),
+		redisUp: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_redis_up", Help: "1 when Redis answers; 0 while limits run on per-process fallback counters.",
+		}, func() float64 {
+			if redisUp() {
+				return 1
+			}
+			return 0
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.tokens, m.cost, m.queued, m.inFlight,
+	reg.MustRegister(m.requests, m.latency, m.tokens, m.cost, m.queued, m.inFlight, m.refused, m.redisUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"regexp"
+	"slices"
 	"time"
 
 	"tollgate/gateway/openai"
@@ -27,6 +28,7 @@ type call struct {
 	status   int
 	errorMsg string
 	cost     float64
+	gov      *governed
 }
 
 // statusClientClosed marks requests whose caller went away (nginx's 499).
@@ -45,6 +47,7 @@ func (s *Server) llmHandler(ep endpoint) http.Handler {
 				writeError(w, err)
 			}
 		}
+		s.settle(c)
 		s.account(c)
 	})
 }
@@ -65,7 +68,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) *apiErro
 	if !CanUseModel(c.key, c.team, c.req.model) {
 		return forbidden(fmt.Sprintf("This key may not use model %q. GET /v1/models lists the models it may use.", c.req.model))
 	}
-	c.dep = pickDeployment(deployments)
+	c.gov = s.plan(c)
+	if aerr := s.admit(r.Context(), w, c, deployments); aerr != nil {
+		return aerr
+	}
+	if aerr := s.choose(r.Context(), w, c, deployments); aerr != nil {
+		return aerr
+	}
 	body, err := c.req.upstreamBody(c.dep)
 	if err != nil {
 		return badRequest("", "Could not re-encode the request: "+err.Error())
@@ -88,6 +97,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) *apiErro
 		return s.relayStream(w, r, c, resp)
 	}
 	return s.relayBody(w, r, c, resp)
+}
+
+// choose picks a deployment by weight among those under their own RPM/TPM
+// limits.
+func (s *Server) choose(ctx context.Context, w http.ResponseWriter, c *call, deployments []*Deployment) *apiError {
+	rest := deployments
+	wait := time.Duration(0)
+	for len(rest) > 0 {
+		d := pickDeployment(rest)
+		ok, retry := s.chargeDeployment(ctx, c, d)
+		if ok {
+			c.dep = d
+			return nil
+		}
+		if wait == 0 || retry < wait {
+			wait = retry
+		}
+		rest = slices.DeleteFunc(slices.Clone(rest), func(x *Deployment) bool { return x == d })
+	}
+	s.metrics.refused.WithLabelValues("deployment_limit").Inc()
+	return rateLimited(w, wait, fmt.Sprintf("Every deployment of model %q is at its rpm_limit or tpm_limit. Retry after %s.", c.req.model, durationText(wait)))
 }
 
 // pickDeployment chooses among a model's deployments by weight.

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"tollgate/gateway/limits"
+	"tollgate/gateway/tokens"
 	"tollgate/store"
 )
 
@@ -23,6 +25,7 @@ import (
 type Options struct {
 	MaxBodyBytes    int64
 	UpstreamTimeout time.Duration
+	Limits          limits.Options
 }
 
 // Server serves the gateway API.
@@ -31,6 +34,7 @@ type Server struct {
 	rdb     *redis.Client
 	cache   *Cache
 	spend   *SpendWriter
+	guard   *limits.Guard
 	metrics *Metrics
 	client  *http.Client
 	opts    Options
@@ -39,11 +43,28 @@ type Server struct {
 
 // New wires a gateway server from its parts.
 func New(st *store.Store, rdb *redis.Client, cache *Cache, spend *SpendWriter, opts Options, log *slog.Logger) *Server {
+	if opts.Limits.Log == nil {
+		opts.Limits.Log = log
+	}
+	if opts.Limits.SlotTTL == 0 {
+		// A slot or reservation outlives any request that is still running.
+		opts.Limits.SlotTTL = opts.UpstreamTimeout + time.Minute
+	}
+	guard := limits.New(rdb, opts.Limits)
 	return &Server{
-		st: st, rdb: rdb, cache: cache, spend: spend, opts: opts, log: log,
-		metrics: NewMetrics(func() float64 { return float64(spend.Queued()) }),
+		st: st, rdb: rdb, cache: cache, spend: spend, guard: guard, opts: opts, log: log,
+		metrics: NewMetrics(func() float64 { return float64(spend.Queued()) }, guard.RedisUp),
 		client:  &http.Client{Transport: newTransport()},
 	}
+}
+
+// Run keeps watch on Redis until ctx ends, so limits fall back to this
+// process's counters while it is away.
+func (s *Server) Run(ctx context.Context) {
+	// Load the tokenizer's vocabulary now rather than on the first
+	// budgeted request.
+	go tokens.Text("gpt-4o", "warm up")
+	s.guard.Run(ctx)
 }
 
 // newTransport keeps many warm connections per provider host: the gateway
@@ -112,20 +133,22 @@ func (s *Server) liveliness(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readiness reports whether PostgreSQL and Redis answer. The gateway keeps
+// serving without either (cached keys, local limits, spooled spend logs),
+// so it stays ready and says it is degraded.
 func (s *Server) readiness(w http.ResponseWriter, r *http.Request) {
-	writeReadiness(w, r.Context(), s.st, s.rdb)
-}
-
-// writeReadiness reports whether PostgreSQL and Redis answer.
-func writeReadiness(w http.ResponseWriter, ctx context.Context, st *store.Store, rdb *redis.Client) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	status, body := http.StatusOK, map[string]string{"status": "ok", "postgres": "ok", "redis": "ok"}
-	if err := st.Ping(ctx); err != nil {
-		status, body["status"], body["postgres"] = http.StatusServiceUnavailable, "unavailable", "unreachable"
+	body := map[string]any{"status": "ok", "postgres": "ok", "redis": "ok"}
+	if err := s.st.Ping(ctx); err != nil {
+		body["status"], body["postgres"] = "degraded", "unreachable"
 	}
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		status, body["status"], body["redis"] = http.StatusServiceUnavailable, "unavailable", "unreachable"
+	if !s.guard.RedisUp() {
+		body["status"], body["redis"] = "degraded", "unreachable"
+		body["limits"] = "per-process fallback"
 	}
-	writeJSON(w, status, body)
+	if n := s.spend.Queued(); n > 0 {
+		body["spend_logs_queued"] = n
+	}
+	writeJSON(w, http.StatusOK, body)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"tollgate/gateway"
+	"tollgate/gateway/limits"
 	"tollgate/mockllm"
 	"tollgate/store"
 	"tollgate/store/storetest"
@@ -49,6 +50,7 @@ type envOptions struct {
 	upstream     http.Handler // defaults to mock-llm requiring upstreamKey
 	maxBodyBytes int64
 	timeout      time.Duration
+	limits       limits.Options
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -97,7 +99,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	go e.cache.Run(runCtx)
-	e.spend = gateway.NewSpendWriter(e.st, 20*time.Millisecond, log)
+	e.spend = gateway.NewSpendWriter(e.st, gateway.SpendOptions{Interval: 20 * time.Millisecond, SpoolDir: t.TempDir()}, log)
 	e.spend.Start()
 	if o.maxBodyBytes == 0 {
 		o.maxBodyBytes = 10 << 20
@@ -105,7 +107,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.timeout == 0 {
 		o.timeout = 30 * time.Second
 	}
-	srv := gateway.New(e.st, storetest.Redis(t), e.cache, e.spend, gateway.Options{MaxBodyBytes: o.maxBodyBytes, UpstreamTimeout: o.timeout}, log)
+	srv := gateway.New(e.st, storetest.Redis(t), e.cache, e.spend, gateway.Options{MaxBodyBytes: o.maxBodyBytes, UpstreamTimeout: o.timeout, Limits: o.limits}, log)
+	go srv.Run(runCtx)
 	e.gw = httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		e.gw.Close()

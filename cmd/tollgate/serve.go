@@ -17,6 +17,7 @@ import (
 	"tollgate/admin"
 	"tollgate/config"
 	"tollgate/gateway"
+	"tollgate/gateway/limits"
 	"tollgate/jobs"
 	"tollgate/mockllm"
 	"tollgate/store"
@@ -109,9 +110,13 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 			return err
 		}
 		go cache.Run(runCtx)
-		spend := gateway.NewSpendWriter(a.st, cfg.SpendFlushInterval, log)
+		spend := gateway.NewSpendWriter(a.st, gateway.SpendOptions{Interval: cfg.SpendFlushInterval, MaxQueued: cfg.SpendMaxQueued, SpoolDir: cfg.SpoolDir}, log)
 		spend.Start()
-		gw := gateway.New(a.st, a.rdb, cache, spend, gateway.Options{MaxBodyBytes: cfg.MaxRequestBodyBytes, UpstreamTimeout: cfg.UpstreamTimeout}, log)
+		gw := gateway.New(a.st, a.rdb, cache, spend, gateway.Options{
+			MaxBodyBytes: cfg.MaxRequestBodyBytes, UpstreamTimeout: cfg.UpstreamTimeout,
+			Limits: limits.Options{Replicas: cfg.Replicas, Window: cfg.RateLimitWindow},
+		}, log)
+		go gw.Run(runCtx)
 		goRun(func() error {
 			err := serveHTTP(runCtx, "gateway", cfg.GatewayAddr, gw.Handler(), cfg.ShutdownTimeout, log)
 			sctx, scancel := shutdownContext(cfg.ShutdownTimeout)
@@ -122,17 +127,20 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 			return err
 		})
 	}
+	// Every process schedules the jobs; each tick runs on one replica only.
+	alerts := &jobs.Alerts{URLs: cfg.AlertWebhooks, Secret: cfg.AlertSecret, MaxAttempts: cfg.AlertMaxAttempts,
+		Client: &http.Client{Timeout: 10 * time.Second}, Log: log}
+	sched, err := jobs.New(a.st, log, append(jobs.Default(a.st), jobs.BudgetJobs(a.st, alerts)...))
+	if err != nil {
+		return err
+	}
+	sched.Start()
+	defer func() {
+		sctx, scancel := shutdownContext(cfg.ShutdownTimeout)
+		defer scancel()
+		sched.Stop(sctx)
+	}()
 	if withAdmin {
-		sched, err := jobs.New(a.st, log, jobs.Default(a.st))
-		if err != nil {
-			return err
-		}
-		sched.Start()
-		defer func() {
-			sctx, scancel := shutdownContext(cfg.ShutdownTimeout)
-			defer scancel()
-			sched.Stop(sctx)
-		}()
 		if cfg.MasterKey == "" {
 			log.Warn("TOLLGATE_MASTER_KEY is not set: the management API refuses every call")
 		}

@@ -1,0 +1,320 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"tollgate/gateway/limits"
+	"tollgate/gateway/tokens"
+	"tollgate/store"
+)
+
+// governed is what one request holds against its limits while it runs:
+// charged rate limits, parallel slots and a budget reservation.
+type governed struct {
+	requests  []limits.Rate
+	tokens    []limits.Rate
+	slots     []limits.Slot
+	budgets   []limits.Budget
+	about     map[string]string // limit name -> how the caller is told about it
+	resetAt   map[string]*time.Time
+	estTokens int64
+	counted   bool // estTokens was computed
+
+	charged  bool          // tokens were charged against the rate limits
+	depRates []limits.Rate // the chosen deployment's token limits, charged too
+	held     bool          // slots taken
+	reserved bool          // budget reserved
+	decision limits.Decision
+}
+
+// defaultMaxOutput is the answer size reserved for when neither the caller
+// (max_tokens) nor the model (max_output_tokens, context_window) bounds it.
+const defaultMaxOutput = 4096
+
+// plan lists every limit and budget that applies to the request.
+func (s *Server) plan(c *call) *governed {
+	g := &governed{about: map[string]string{}, resetAt: map[string]*time.Time{}}
+	k := c.key
+	label := fmt.Sprintf("key %q", keyLabel(k))
+	kl := k.Limits(s.cache.Profile(k.BudgetID))
+	g.rate("key:"+k.ID+":rpm", kl.RPMLimit, label+" rpm_limit")
+	g.tokenRate("key:"+k.ID+":tpm", kl.TPMLimit, label+" tpm_limit")
+	if v, ok := k.ModelRPMLimit[c.req.model]; ok {
+		g.rate("key:"+k.ID+":model:"+c.req.model+":rpm", &v, fmt.Sprintf("%s model_rpm_limit for %s", label, c.req.model))
+	}
+	if v, ok := k.ModelTPMLimit[c.req.model]; ok {
+		g.tokenRate("key:"+k.ID+":model:"+c.req.model+":tpm", &v, fmt.Sprintf("%s model_tpm_limit for %s", label, c.req.model))
+	}
+	g.slot("key:"+k.ID, kl.MaxParallelRequests, label+" max_parallel_requests")
+	g.budget(s, store.SubjectKey, k.ID, kl.MaxBudget, k.BudgetResetAt, label)
+	if t := c.team; t != nil {
+		tl := t.Limits(s.cache.Profile(t.BudgetID))
+		tlabel := fmt.Sprintf("team %q", t.Name)
+		g.rate("team:"+t.ID+":rpm", tl.RPMLimit, tlabel+" rpm_limit")
+		g.tokenRate("team:"+t.ID+":tpm", tl.TPMLimit, tlabel+" tpm_limit")
+		g.slot("team:"+t.ID, tl.MaxParallelRequests, tlabel+" max_parallel_requests")
+		g.budget(s, store.SubjectTeam, t.ID, tl.MaxBudget, t.BudgetResetAt, tlabel)
+	}
+	if u := s.cache.User(k.UserID); u != nil {
+		ulabel := fmt.Sprintf("user %q", u.Email)
+		g.rate("user:"+u.ID+":rpm", u.RPMLimit, ulabel+" rpm_limit")
+		g.tokenRate("user:"+u.ID+":tpm", u.TPMLimit, ulabel+" tpm_limit")
+		g.budget(s, store.SubjectUser, u.ID, u.MaxBudget, u.BudgetResetAt, ulabel)
+	}
+	if gb := s.cache.Global(); gb != nil {
+		g.budget(s, store.SubjectGlobal, "global", gb.MaxBudget, gb.BudgetResetAt, "the gateway's global budget")
+	}
+	return g
+}
+
+func keyLabel(k *store.Key) string {
+	if k.Alias != "" {
+		return k.Alias
+	}
+	return k.Hint
+}
+
+func (g *governed) rate(name string, limit *int64, about string) {
+	if limit != nil {
+		g.requests = append(g.requests, limits.Rate{Name: name, Limit: *limit})
+		g.about[name] = about
+	}
+}
+
+func (g *governed) tokenRate(name string, limit *int64, about string) {
+	if limit != nil {
+		g.tokens = append(g.tokens, limits.Rate{Name: name, Limit: *limit})
+		g.about[name] = about
+	}
+}
+
+func (g *governed) slot(name string, max *int64, about string) {
+	if max != nil {
+		g.slots = append(g.slots, limits.Slot{Name: name, Max: *max})
+		g.about[name] = about
+	}
+}
+
+// budget adds a hard budget. Its name carries the period, so a new period
+// starts a new counter.
+func (g *governed) budget(s *Server, subject, id string, max *float64, resetAt *time.Time, about string) {
+	if max == nil {
+		return
+	}
+	period := int64(0)
+	if resetAt != nil {
+		period = resetAt.Unix()
+	}
+	name := fmt.Sprintf("%s:%s:%d", subject, id, period)
+	g.budgets = append(g.budgets, limits.Budget{Name: name, Max: *max, Spend: func(ctx context.Context) (float64, error) {
+		return s.st.SubjectSpend(ctx, subject, id)
+	}})
+	g.about[name] = about
+	g.resetAt[name] = resetAt
+}
+
+// inputTokens counts the prompt once, only for requests that need it.
+func (g *governed) inputTokens(c *call) int64 {
+	if !g.counted {
+		field := c.ep.required
+		tools := c.req.fields["tools"]
+		if tools == nil {
+			tools = c.req.fields["functions"]
+		}
+		g.estTokens, g.counted = tokens.InputWithTools(c.req.model, field, c.req.fields[field], tools), true
+	}
+	return g.estTokens
+}
+
+// admit charges the rate limits, takes the parallel slots and reserves the
+// worst-case cost, refusing the request when any of them is exhausted.
+func (s *Server) admit(ctx context.Context, w http.ResponseWriter, c *call, deployments []*Deployment) *apiError {
+	g := c.gov
+	for _, r := range append(append([]limits.Rate{}, g.requests...), g.tokens...) {
+		if r.Limit == 0 {
+			s.metrics.refused.WithLabelValues("rate_limit").Inc()
+			return rateLimited(w, time.Minute, fmt.Sprintf("Rate limit reached: %s is 0, so no requests are allowed. Ask an admin to raise it.", g.about[r.Name]))
+		}
+	}
+	if len(g.requests)+len(g.tokens) > 0 {
+		var est int64
+		if len(g.tokens) > 0 {
+			est = g.inputTokens(c)
+		}
+		g.decision = s.guard.Allow(ctx, g.requests, g.tokens, est)
+		setRateHeaders(w, g.decision)
+		if !g.decision.Allowed {
+			s.metrics.refused.WithLabelValues("rate_limit").Inc()
+			return rateLimited(w, g.decision.RetryAfter, fmt.Sprintf("Rate limit reached for %s. Retry after %s.",
+				g.about[g.decision.Denied], durationText(g.decision.RetryAfter)))
+		}
+		g.charged = len(g.tokens) > 0
+	}
+	if len(g.slots) > 0 {
+		ok, full := s.guard.Acquire(ctx, g.slots, c.id)
+		if !ok {
+			s.metrics.refused.WithLabelValues("parallel").Inc()
+			return rateLimited(w, time.Second, fmt.Sprintf("Too many requests in flight: %s reached. Retry when one finishes.", g.about[full]))
+		}
+		g.held = true
+	}
+	if len(g.budgets) > 0 {
+		amount := worstCost(c, deployments, g.inputTokens(c))
+		ok, denied, spent, err := s.guard.Reserve(ctx, g.budgets, c.id, amount)
+		if err != nil {
+			s.log.Error("check budget", "request_id", c.id, "err", err)
+			return &apiError{Status: http.StatusServiceUnavailable, Type: "service_unavailable", Code: "budget_unavailable",
+				Message: "The gateway cannot check budgets right now (Redis and PostgreSQL are both unreachable); retry shortly."}
+		}
+		if !ok {
+			s.metrics.refused.WithLabelValues("budget").Inc()
+			return budgetExceeded(g, denied, spent, amount)
+		}
+		g.reserved = true
+	}
+	return nil
+}
+
+func budgetExceeded(g *governed, name string, spent, amount float64) *apiError {
+	var max float64
+	for _, b := range g.budgets {
+		if b.Name == name {
+			max = b.Max
+		}
+	}
+	msg := fmt.Sprintf("Budget exceeded: %s has spent $%.4f (including requests in flight) of its max_budget of $%.4f", g.about[name], spent, max)
+	if spent < max {
+		msg += fmt.Sprintf(", and this request could cost up to $%.4f (set max_tokens lower to need less)", amount)
+	}
+	if at := g.resetAt[name]; at != nil {
+		msg += ". The budget resets at " + at.UTC().Format(time.RFC3339)
+	}
+	return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded", Message: msg + "."}
+}
+
+// chargeDeployment applies a deployment's own RPM/TPM limits; false means
+// it is at its limit and another deployment should be tried.
+func (s *Server) chargeDeployment(ctx context.Context, c *call, d *Deployment) (bool, time.Duration) {
+	if d.RPMLimit == nil && d.TPMLimit == nil {
+		return true, 0
+	}
+	var reqs, toks []limits.Rate
+	if d.RPMLimit != nil {
+		reqs = append(reqs, limits.Rate{Name: "deployment:" + d.ID + ":rpm", Limit: *d.RPMLimit})
+	}
+	var est int64
+	if d.TPMLimit != nil {
+		toks = append(toks, limits.Rate{Name: "deployment:" + d.ID + ":tpm", Limit: *d.TPMLimit})
+		est = c.gov.inputTokens(c)
+	}
+	dec := s.guard.Allow(ctx, reqs, toks, est)
+	if !dec.Allowed {
+		return false, dec.RetryAfter
+	}
+	c.gov.depRates = toks
+	return true, 0
+}
+
+// settle gives back what the request held: the reservation becomes the real
+// cost, token limits are corrected to the real usage, slots are freed.
+func (s *Server) settle(c *call) {
+	g := c.gov
+	if g == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if g.reserved {
+		s.guard.Settle(ctx, g.budgets, c.id, c.cost)
+	}
+	if g.held {
+		s.guard.Release(ctx, g.slots, c.id)
+	}
+	used := c.usage.PromptTokens + c.usage.CompletionTokens
+	if g.charged && used != g.estTokens {
+		s.guard.Adjust(ctx, g.tokens, used-g.estTokens)
+	}
+	if len(g.depRates) > 0 && used != g.estTokens {
+		s.guard.Adjust(ctx, g.depRates, used-g.estTokens)
+	}
+}
+
+// worstCost is the most the request can cost on any of the deployments:
+// its prompt plus the largest answer it may get.
+func worstCost(c *call, deployments []*Deployment, input int64) float64 {
+	asked := int64(0)
+	for _, f := range []string{"max_completion_tokens", "max_tokens"} {
+		if raw, ok := c.req.fields[f]; ok {
+			var v int64
+			if json.Unmarshal(raw, &v) == nil && v > 0 {
+				asked = v
+				break
+			}
+		}
+	}
+	n := int64(1)
+	if raw, ok := c.req.fields["n"]; ok {
+		var v int64
+		if json.Unmarshal(raw, &v) == nil && v > 1 {
+			n = v
+		}
+	}
+	worst := 0.0
+	for _, d := range deployments {
+		out := int64(0)
+		if c.ep != endpointEmbeddings {
+			out = maxOutput(d, input)
+			if asked > 0 && asked < out {
+				out = asked
+			}
+			out *= n
+		}
+		cost := (float64(input)*d.InputCostPerMillion + float64(out)*d.OutputCostPerMillion) / 1e6
+		worst = math.Max(worst, cost)
+	}
+	return worst
+}
+
+// maxOutput is the largest answer a deployment can give to this prompt.
+func maxOutput(d *Deployment, input int64) int64 {
+	if d.MaxOutputTokens != nil {
+		return *d.MaxOutputTokens
+	}
+	if d.ContextWindow != nil && *d.ContextWindow > input {
+		return *d.ContextWindow - input
+	}
+	return defaultMaxOutput
+}
+
+// setRateHeaders reports the tightest request and token limits, as OpenAI does.
+func setRateHeaders(w http.ResponseWriter, d limits.Decision) {
+	h := w.Header()
+	if d.LimitRequests > 0 {
+		h.Set("X-Ratelimit-Limit-Requests", strconv.FormatInt(d.LimitRequests, 10))
+		h.Set("X-Ratelimit-Remaining-Requests", strconv.FormatInt(max(d.RemainingRequests, 0), 10))
+		h.Set("X-Ratelimit-Reset-Requests", durationText(d.ResetRequests))
+	}
+	if d.LimitTokens > 0 {
+		h.Set("X-Ratelimit-Limit-Tokens", strconv.FormatInt(d.LimitTokens, 10))
+		h.Set("X-Ratelimit-Remaining-Tokens", strconv.FormatInt(max(d.RemainingTokens, 0), 10))
+		h.Set("X-Ratelimit-Reset-Tokens", durationText(d.ResetTokens))
+	}
+}
+
+func durationText(d time.Duration) string {
+	if d <= 0 {
+		return "0s"
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+func rateLimited(w http.ResponseWriter, retry time.Duration, msg string) *apiError {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(retry.Seconds())))))
+	return &apiError{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "rate_limit_exceeded", Message: msg}
+}
