@@ -47,6 +47,7 @@ type DeclaredModel struct {
 	TPMLimit             *int64         `yaml:"tpm_limit"`
 	Weight               int            `yaml:"weight"`
 	ContextWindow        *int64         `yaml:"context_window"`
+	MaxOutputTokens      *int64         `yaml:"max_output_tokens"`
 	Params               map[string]any `yaml:"params"`
 	Enabled              *bool          `yaml:"enabled"`
 }
@@ -60,6 +61,7 @@ type DeclaredTeam struct {
 	BudgetDuration *string  `yaml:"budget_duration"`
 	RPMLimit       *int64   `yaml:"rpm_limit"`
 	TPMLimit       *int64   `yaml:"tpm_limit"`
+	MaxParallel    *int64   `yaml:"max_parallel_requests"`
 }
 
 // ReadDeclared parses the file at path.
@@ -193,7 +195,7 @@ func applyModel(ctx context.Context, st *store.Store, m DeclaredModel, providerI
 	want := store.ModelSpec{
 		ModelName: m.ModelName, ProviderID: providerID, UpstreamModel: m.UpstreamModel,
 		InputCostPerMillion: m.InputCostPerMillion, OutputCostPerMillion: m.OutputCostPerMillion,
-		RPMLimit: m.RPMLimit, TPMLimit: m.TPMLimit, Weight: m.Weight, ContextWindow: m.ContextWindow,
+		RPMLimit: m.RPMLimit, TPMLimit: m.TPMLimit, Weight: m.Weight, ContextWindow: m.ContextWindow, MaxOutputTokens: m.MaxOutputTokens,
 		Params: params, Enabled: m.Enabled == nil || *m.Enabled,
 	}
 	if err := want.Normalize(); err != nil {
@@ -240,7 +242,7 @@ func applyTeam(ctx context.Context, st *store.Store, t DeclaredTeam) error {
 func teamSpec(t DeclaredTeam, base store.TeamSpec) store.TeamSpec {
 	base.Name, base.Models = t.Name, t.Models
 	base.MaxBudget, base.SoftBudget, base.BudgetDuration = t.MaxBudget, t.SoftBudget, t.BudgetDuration
-	base.RPMLimit, base.TPMLimit = t.RPMLimit, t.TPMLimit
+	base.RPMLimit, base.TPMLimit, base.MaxParallelRequests = t.RPMLimit, t.TPMLimit, t.MaxParallel
 	return base
 }
 

@@ -14,10 +14,11 @@ func Demo(mockURL string) *Declared {
 	return &Declared{
 		Providers: []DeclaredProvider{{Name: "mock-llm", Type: "mock", APIBase: mockURL, APIKey: "demo-upstream-key"}},
 		Models: []DeclaredModel{
-			{ModelName: "gpt-4o-mini", Provider: "mock-llm", UpstreamModel: "mock-gpt", InputCostPerMillion: 0.15, OutputCostPerMillion: 0.60},
+			{ModelName: "gpt-4o-mini", Provider: "mock-llm", UpstreamModel: "mock-gpt", InputCostPerMillion: 0.15, OutputCostPerMillion: 0.60,
+				ContextWindow: ptr[int64](128000), MaxOutputTokens: ptr[int64](16384)},
 			{ModelName: "text-embedding-3-small", Provider: "mock-llm", UpstreamModel: "mock-embed", InputCostPerMillion: 0.02},
 		},
-		Teams: []DeclaredTeam{{Name: "demo-team"}},
+		Teams: []DeclaredTeam{{Name: "demo-team", MaxBudget: ptr(100.0), SoftBudget: ptr(80.0), BudgetDuration: ptr("monthly"), RPMLimit: ptr[int64](600)}},
 	}
 }
 
@@ -40,3 +41,5 @@ func EnsureDemoKey(ctx context.Context, st *store.Store, secret string) (string,
 	_, secret, err = st.CreateKey(ctx, actor, store.KeySpec{Alias: "demo", TeamID: &team.ID}, secret)
 	return secret, err
 }
+
+func ptr[T any](v T) *T { return &v }
