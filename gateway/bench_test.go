@@ -1,10 +1,13 @@
 package gateway_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"tollgate/store"
 )
 
 // The gateway's added latency is BenchmarkGateway minus BenchmarkDirect:
@@ -18,6 +21,33 @@ func BenchmarkDirect(b *testing.B) {
 func BenchmarkGateway(b *testing.B) {
 	e := newEnv(b, envOptions{})
 	benchPost(b, e.gw.URL+"/v1/chat/completions", chatBody, e.key)
+}
+
+// BenchmarkGatewayGoverned is BenchmarkGateway with every governance check
+// on: key, team and user RPM/TPM limits, parallel slots and budgets on the
+// key, team and user, so each request reserves and settles in Redis.
+func BenchmarkGatewayGoverned(b *testing.B) {
+	e := newEnv(b, envOptions{})
+	ctx := context.Background()
+	big := func(v int64) *int64 { return &v }
+	money := func(v float64) *float64 { return &v }
+	if _, err := e.st.UpdateTeam(ctx, "bench", e.team.ID, func(t *store.TeamSpec) error {
+		t.RPMLimit, t.TPMLimit, t.MaxParallelRequests, t.MaxBudget = big(1e9), big(1e12), big(1000), money(1e6)
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	u, err := e.st.CreateUser(ctx, "bench", store.UserInput{UserSpec: store.UserSpec{Email: "bench@example.com",
+		RPMLimit: big(1e9), TPMLimit: big(1e12), MaxBudget: money(1e6)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, key := e.newKey(store.KeySpec{UserID: &u.ID, RPMLimit: big(1e9), TPMLimit: big(1e12), MaxParallelRequests: big(1000),
+		MaxBudget: money(1e6), ModelRPMLimit: store.ModelLimits{"gpt-test": 1e9}})
+	eventually(b, "the team's limits reach the gateway", func() bool {
+		return e.post("/v1/chat/completions", chatBody, bearer(key)).Header.Get("X-Ratelimit-Limit-Requests") != ""
+	})
+	benchPost(b, e.gw.URL+"/v1/chat/completions", chatBody, key)
 }
 
 func BenchmarkDirectStream(b *testing.B) {
