@@ -16,11 +16,12 @@ type Metrics struct {
 	inFlight prometheus.Gauge
 	refused  *prometheus.CounterVec
 	redisUp  prometheus.GaugeFunc
+	spooled  prometheus.GaugeFunc
 }
 
 // NewMetrics registers the series on a fresh registry; queued reports the
 // spend logs waiting to be written.
-func NewMetrics(queued func() float64, redisUp func() bool) *Metrics {
+func NewMetrics(queued, spooled func() float64, redisUp func() bool) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: reg,
@@ -46,6 +47,9 @@ func NewMetrics(queued func() float64, redisUp func() bool) *Metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_requests_refused_total", Help: "Requests refused by governance, by reason (rate_limit, parallel, budget, deployment_limit).",
 		}, []string{"reason"}),
+		spooled: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_spend_logs_spooled", Help: "Spend logs waiting on local disk because PostgreSQL was unreachable (part of tollgate_spend_logs_queued).",
+		}, spooled),
 		redisUp: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_redis_up", Help: "1 when Redis answers; 0 while limits run on per-process fallback counters.",
 		}, func() float64 {
@@ -55,7 +59,7 @@ func NewMetrics(queued func() float64, redisUp func() bool) *Metrics {
 			return 0
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.tokens, m.cost, m.queued, m.inFlight, m.refused, m.redisUp,
+	reg.MustRegister(m.requests, m.latency, m.tokens, m.cost, m.queued, m.inFlight, m.refused, m.redisUp, m.spooled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -53,7 +53,7 @@ func New(st *store.Store, rdb *redis.Client, cache *Cache, spend *SpendWriter, o
 	guard := limits.New(rdb, opts.Limits)
 	return &Server{
 		st: st, rdb: rdb, cache: cache, spend: spend, guard: guard, opts: opts, log: log,
-		metrics: NewMetrics(func() float64 { return float64(spend.Queued()) }, guard.RedisUp),
+		metrics: NewMetrics(func() float64 { return float64(spend.Queued()) }, func() float64 { return float64(spend.Spooled()) }, guard.RedisUp),
 		client:  &http.Client{Transport: newTransport()},
 	}
 }

@@ -550,6 +550,9 @@ func TestPostgresOutageLosesNoSpendLogs(t *testing.T) {
 	if failed > 0 {
 		t.Errorf("%d calls failed while PostgreSQL was down", failed)
 	}
+	if !strings.Contains(c.metrics(c.replicas[0]), "tollgate_spend_logs_spooled") {
+		t.Error("metrics lack tollgate_spend_logs_spooled")
+	}
 	if queued <= 200 {
 		t.Errorf("only %.0f spend logs were queued at the end of the outage; the test wants more than memory holds", queued)
 	}
