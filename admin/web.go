@@ -70,6 +70,7 @@ func (s *Server) webRoutes(r *mux.Router) {
 	s.providerPages(pages)
 	s.modelPages(pages)
 	s.userPages(pages)
+	s.budgetPages(pages)
 	s.spendPages(pages)
 	s.auditPages(pages)
 	s.playgroundPages(pages)

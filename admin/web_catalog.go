@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,9 +65,16 @@ func (s *Server) teamPages(r *mux.Router) {
 			s.writeErr(w, r, err)
 			return
 		}
-		s.page(w, r, "Teams", "teams", views.TeamsPage(views.TeamsView{Rows: rows, CanWrite: s.viewSession(r.Context()).CanWrite}))
+		profiles, err := s.loadProfiles(r)
+		if err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+		s.page(w, r, "Teams", "teams", views.TeamsPage(views.TeamsView{Rows: rows, Profiles: profiles.options, CanWrite: s.viewSession(r.Context()).CanWrite}))
 	}).Methods(http.MethodGet)
 	r.HandleFunc("/teams", s.createTeamForm).Methods(http.MethodPost)
+	r.HandleFunc("/teams/{id}/edit", s.editTeamDialog).Methods(http.MethodGet)
+	r.HandleFunc("/teams/{id}", s.updateTeamForm).Methods(http.MethodPost)
 	r.HandleFunc("/teams/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.deleteRow(w, r, func() error { return s.st.DeleteTeam(r.Context(), principalFrom(r.Context()).Actor, pathID(r)) }, "Team deleted")
 	}).Methods(http.MethodDelete)
@@ -107,20 +115,16 @@ func (s *Server) teamRows(r *http.Request) ([]views.TeamRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	profiles, err := s.loadProfiles(r)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
 	rows := []views.TeamRow{}
 	for _, t := range teams {
-		row := views.TeamRow{ID: t.ID, Name: t.Name, Models: listOrAll(t.Models), Spend: views.Money(t.Spend), BudgetPercent: -1,
-			Duration: "never", Limits: limits(t.RPMLimit, t.TPMLimit)}
-		if t.BudgetDuration != nil {
-			row.Duration = *t.BudgetDuration
-		}
-		if t.MaxBudget != nil {
-			row.Budget = views.Money(*t.MaxBudget)
-			row.BudgetPercent = 100
-			if *t.MaxBudget > 0 {
-				row.BudgetPercent = min(100, int(t.Spend / *t.MaxBudget * 100))
-			}
-		}
+		l := t.Limits(profiles.of(t.BudgetID))
+		row := views.TeamRow{ID: t.ID, Name: t.Name, Models: listOrAll(t.Models), Usage: usageOf(t.Spend, l, t.BudgetResetAt, now),
+			Limits: limitsText(l, 0, profiles.name(t.BudgetID))}
 		for _, u := range users {
 			opt := views.Option{Value: u.ID, Label: u.Email}
 			if slices.Contains(u.Teams, t.ID) {
@@ -141,44 +145,81 @@ func listOrAll(models []string) string {
 	return strings.Join(models, ", ")
 }
 
-func limits(rpm, tpm *int64) string {
-	var parts []string
-	if rpm != nil {
-		parts = append(parts, fmt.Sprintf("%s RPM", views.Count(*rpm)))
+// teamFormFrom reads the team form as typed.
+func teamFormFrom(r *http.Request) views.TeamForm {
+	return views.TeamForm{Name: r.PostFormValue("name"), Models: r.PostFormValue("models"), BudgetFields: budgetFieldsFrom(r)}
+}
+
+// applyTeamForm sets what the team form edits.
+func applyTeamForm(f views.TeamForm, spec *store.TeamSpec) error {
+	spec.Name, spec.Models = f.Name, splitList(f.Models)
+	in, err := parseBudgetFields(f.BudgetFields)
+	if err != nil {
+		return err
 	}
-	if tpm != nil {
-		parts = append(parts, fmt.Sprintf("%s TPM", views.Count(*tpm)))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
+	spec.MaxBudget, spec.SoftBudget, spec.BudgetDuration, spec.BudgetID = in.MaxBudget, in.SoftBudget, in.BudgetDuration, in.BudgetID
+	spec.RPMLimit, spec.TPMLimit, spec.MaxParallelRequests = in.RPMLimit, in.TPMLimit, in.MaxParallelRequests
+	return nil
 }
 
 func (s *Server) createTeamForm(w http.ResponseWriter, r *http.Request) {
-	f := views.TeamForm{Name: r.PostFormValue("name"), Models: r.PostFormValue("models"), MaxBudget: r.PostFormValue("max_budget"),
-		Duration: r.PostFormValue("budget_duration"), RPM: r.PostFormValue("rpm_limit"), TPM: r.PostFormValue("tpm_limit")}
-	spec := store.TeamSpec{Name: f.Name, Models: splitList(f.Models)}
-	if f.Duration != "" {
-		spec.BudgetDuration = &f.Duration
-	}
-	var err error
-	spec.MaxBudget, err = optionalFloat("max_budget", f.MaxBudget)
-	if err == nil {
-		spec.RPMLimit, err = optionalInt("rpm_limit", f.RPM)
-	}
-	if err == nil {
-		spec.TPMLimit, err = optionalInt("tpm_limit", f.TPM)
-	}
+	f := teamFormFrom(r)
+	var spec store.TeamSpec
+	err := applyTeamForm(f, &spec)
 	if err == nil {
 		_, err = s.st.CreateTeam(r.Context(), principalFrom(r.Context()).Actor, spec)
 	}
+	profiles, perr := s.loadProfiles(r)
+	if perr != nil {
+		s.writeErr(w, r, perr)
+		return
+	}
 	s.formDone(w, r, err,
-		func(errs map[string]string) templ.Component { f.Errors = errs; return views.TeamFormView(f) },
+		func(errs map[string]string) templ.Component {
+			f.Errors = errs
+			return views.TeamFormView(f, profiles.options)
+		},
 		func() (templ.Component, error) {
 			rows, err := s.teamRows(r)
-			return both(views.TeamFormView(views.TeamForm{}), views.TeamsList(rows, true, true)), err
+			return both(views.TeamFormView(views.TeamForm{}, profiles.options), views.TeamsList(rows, true, true)), err
 		}, "Team "+f.Name+" created")
+}
+
+func (s *Server) editTeamDialog(w http.ResponseWriter, r *http.Request) {
+	if !adminOnly(w, r) {
+		return
+	}
+	t, err := s.st.GetTeam(r.Context(), pathID(r))
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	profiles, err := s.loadProfiles(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	f := views.TeamForm{ID: t.ID, Name: t.Name, Models: strings.Join(t.Models, ", "),
+		BudgetFields: budgetFieldsOf(t.MaxBudget, t.SoftBudget, t.BudgetDuration, t.BudgetID, t.RPMLimit, t.TPMLimit, t.MaxParallelRequests)}
+	render(w, r, http.StatusOK, views.TeamEditDialog(f, profiles.options))
+}
+
+func (s *Server) updateTeamForm(w http.ResponseWriter, r *http.Request) {
+	f := teamFormFrom(r)
+	f.ID = pathID(r)
+	_, err := s.st.UpdateTeam(r.Context(), principalFrom(r.Context()).Actor, f.ID, func(spec *store.TeamSpec) error {
+		return applyTeamForm(f, spec)
+	})
+	s.editDone(w, r, err,
+		func(errs map[string]string) templ.Component {
+			f.Errors = errs
+			profiles, _ := s.loadProfiles(r)
+			return views.TeamEditDialog(f, profiles.options)
+		},
+		func() (templ.Component, error) {
+			rows, err := s.teamRows(r)
+			return views.TeamsList(rows, true, true), err
+		}, "Team "+strings.TrimSpace(f.Name)+" saved")
 }
 
 func (s *Server) providerPages(r *mux.Router) {
@@ -325,6 +366,8 @@ func (s *Server) modelPages(r *mux.Router) {
 	}).Methods(http.MethodGet)
 	r.HandleFunc("/models", s.createModelsForm).Methods(http.MethodPost)
 	r.HandleFunc("/models/suggest", s.suggestModels).Methods(http.MethodGet)
+	r.HandleFunc("/models/{id}/edit", s.editModelDialog).Methods(http.MethodGet)
+	r.HandleFunc("/models/{id}", s.updateModelForm).Methods(http.MethodPost)
 	r.HandleFunc("/models/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.deleteRow(w, r, func() error { return s.st.DeleteModel(r.Context(), principalFrom(r.Context()).Actor, pathID(r)) }, "Deployment deleted")
 	}).Methods(http.MethodDelete)
@@ -357,7 +400,7 @@ func (s *Server) modelsView(r *http.Request, f views.ModelForm) (views.ModelsVie
 		v.Rows = append(v.Rows, views.ModelRow{ID: m.ID, Name: m.ModelName, Provider: names[m.ProviderID], Upstream: m.UpstreamModel,
 			Usage: usage[m.ModelName], Health: healthText(health[m.ID]), HealthClass: healthClass(health[m.ID]),
 			Prices:  fmt.Sprintf("$%g / $%g", m.InputCostPerMillion, m.OutputCostPerMillion),
-			Limits:  limits(m.RPMLimit, m.TPMLimit) + fmt.Sprintf(", weight %d", m.Weight),
+			Limits:  modelLimits(&m.ModelSpec),
 			Enabled: m.Enabled})
 	}
 	return v, nil
@@ -365,9 +408,7 @@ func (s *Server) modelsView(r *http.Request, f views.ModelForm) (views.ModelsVie
 
 // createModelsForm adds one deployment per upstream model id given.
 func (s *Server) createModelsForm(w http.ResponseWriter, r *http.Request) {
-	f := views.ModelForm{Name: r.PostFormValue("model_name"), ProviderID: r.PostFormValue("provider_id"), Upstream: r.PostFormValue("upstream_model"),
-		InPrice: r.PostFormValue("input_cost_per_million"), OutPrice: r.PostFormValue("output_cost_per_million"),
-		RPM: r.PostFormValue("rpm_limit"), TPM: r.PostFormValue("tpm_limit"), Weight: r.PostFormValue("weight")}
+	f := modelFormFrom(r)
 	ids := splitList(f.Upstream)
 	for _, id := range r.PostForm["upstream_pick"] {
 		if !slices.Contains(ids, id) {
@@ -435,11 +476,69 @@ func parseModelNumbers(f views.ModelForm, spec *store.ModelSpec) error {
 	if spec.TPMLimit, err = optionalInt("tpm_limit", f.TPM); err != nil {
 		return err
 	}
+	if spec.MaxOutputTokens, err = optionalInt("max_output_tokens", f.MaxOutput); err != nil {
+		return err
+	}
 	weight, err := optionalInt("weight", f.Weight)
 	if weight != nil {
 		spec.Weight = int(*weight)
 	}
 	return err
+}
+
+// modelFormFrom reads the model form as typed.
+func modelFormFrom(r *http.Request) views.ModelForm {
+	return views.ModelForm{Name: r.PostFormValue("model_name"), ProviderID: r.PostFormValue("provider_id"), Upstream: r.PostFormValue("upstream_model"),
+		InPrice: r.PostFormValue("input_cost_per_million"), OutPrice: r.PostFormValue("output_cost_per_million"),
+		RPM: r.PostFormValue("rpm_limit"), TPM: r.PostFormValue("tpm_limit"), Weight: r.PostFormValue("weight"),
+		MaxOutput: r.PostFormValue("max_output_tokens"), Enabled: r.PostFormValue("enabled") == "true"}
+}
+
+// modelLimits describes a deployment's limits: "60 rpm · 100k tpm · weight 1 · max 4,096 out".
+func modelLimits(m *store.ModelSpec) string {
+	var parts []string
+	if m.RPMLimit != nil {
+		parts = append(parts, views.Compact(*m.RPMLimit)+" rpm")
+	}
+	if m.TPMLimit != nil {
+		parts = append(parts, views.Compact(*m.TPMLimit)+" tpm")
+	}
+	parts = append(parts, fmt.Sprintf("weight %d", m.Weight))
+	if m.MaxOutputTokens != nil {
+		parts = append(parts, "max "+views.Count(*m.MaxOutputTokens)+" out")
+	}
+	return strings.Join(parts, " · ")
+}
+
+func (s *Server) editModelDialog(w http.ResponseWriter, r *http.Request) {
+	if !adminOnly(w, r) {
+		return
+	}
+	m, err := s.st.GetModel(r.Context(), pathID(r))
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	render(w, r, http.StatusOK, views.ModelEditDialog(views.ModelForm{ID: m.ID, Name: m.ModelName, Upstream: m.UpstreamModel,
+		InPrice: strconv.FormatFloat(m.InputCostPerMillion, 'f', -1, 64), OutPrice: strconv.FormatFloat(m.OutputCostPerMillion, 'f', -1, 64),
+		RPM: intText(m.RPMLimit), TPM: intText(m.TPMLimit), Weight: strconv.Itoa(m.Weight), MaxOutput: intText(m.MaxOutputTokens), Enabled: m.Enabled}))
+}
+
+// updateModelForm saves the edit dialog; an empty price is zero.
+func (s *Server) updateModelForm(w http.ResponseWriter, r *http.Request) {
+	f := modelFormFrom(r)
+	f.ID = pathID(r)
+	_, err := s.st.UpdateModel(r.Context(), principalFrom(r.Context()).Actor, f.ID, func(spec *store.ModelSpec) error {
+		spec.ModelName, spec.UpstreamModel, spec.Enabled = f.Name, f.Upstream, f.Enabled
+		spec.InputCostPerMillion, spec.OutputCostPerMillion, spec.Weight = 0, 0, 0
+		return parseModelNumbers(f, spec)
+	})
+	s.editDone(w, r, err,
+		func(errs map[string]string) templ.Component { f.Errors = errs; return views.ModelEditDialog(f) },
+		func() (templ.Component, error) {
+			v, err := s.modelsView(r, views.ModelForm{})
+			return views.ModelsList(v.Rows, true, true), err
+		}, "Deployment "+strings.TrimSpace(f.Name)+" saved")
 }
 
 func (s *Server) userPages(r *mux.Router) {
@@ -452,6 +551,8 @@ func (s *Server) userPages(r *mux.Router) {
 		s.page(w, r, "Users", "users", views.UsersPage(v))
 	}).Methods(http.MethodGet)
 	r.HandleFunc("/users", s.createUserForm).Methods(http.MethodPost)
+	r.HandleFunc("/users/{id}/edit", s.editUserDialog).Methods(http.MethodGet)
+	r.HandleFunc("/users/{id}", s.updateUserForm).Methods(http.MethodPost)
 	r.HandleFunc("/users/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.deleteRow(w, r, func() error { return s.st.DeleteUser(r.Context(), principalFrom(r.Context()).Actor, pathID(r)) }, "User removed")
 	}).Methods(http.MethodDelete)
@@ -472,25 +573,52 @@ func (s *Server) usersView(r *http.Request, f views.UserForm) (views.UsersView, 
 	if err != nil {
 		return v, err
 	}
+	now := time.Now()
 	for _, u := range users {
 		var teamNames []string
 		for _, id := range u.Teams {
 			teamNames = append(teamNames, names[id])
 		}
-		v.Rows = append(v.Rows, views.UserRow{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, Teams: strings.Join(teamNames, ", ")})
+		l := u.Limits()
+		v.Rows = append(v.Rows, views.UserRow{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, Teams: strings.Join(teamNames, ", "),
+			Usage: usageOf(u.Spend, l, u.BudgetResetAt, now), Limits: limitsText(l, 0, "")})
 	}
 	return v, nil
 }
 
-func (s *Server) createUserForm(w http.ResponseWriter, r *http.Request) {
+// userFormFrom reads the user form as typed; users have no budget profile.
+func userFormFrom(r *http.Request) (views.UserForm, error) {
 	if err := r.ParseForm(); err != nil {
-		s.writeErr(w, r, &badInput{err.Error()})
+		return views.UserForm{}, &badInput{err.Error()}
+	}
+	f := views.UserForm{Email: r.PostFormValue("email"), Name: r.PostFormValue("name"), Role: r.PostFormValue("role"),
+		TeamIDs: r.PostForm["team_id"], BudgetFields: budgetFieldsFrom(r)}
+	f.BudgetID = ""
+	return f, nil
+}
+
+// applyUserForm sets what the user form edits.
+func applyUserForm(f views.UserForm, in *store.UserInput) error {
+	teams := append([]string{}, f.TeamIDs...)
+	in.Email, in.Name, in.Role, in.Teams = f.Email, f.Name, f.Role, &teams
+	b, err := parseBudgetFields(f.BudgetFields)
+	if err != nil {
+		return err
+	}
+	in.MaxBudget, in.SoftBudget, in.BudgetDuration, in.RPMLimit, in.TPMLimit = b.MaxBudget, b.SoftBudget, b.BudgetDuration, b.RPMLimit, b.TPMLimit
+	return nil
+}
+
+func (s *Server) createUserForm(w http.ResponseWriter, r *http.Request) {
+	f, err := userFormFrom(r)
+	if err != nil {
+		s.writeErr(w, r, err)
 		return
 	}
-	f := views.UserForm{Email: r.PostFormValue("email"), Name: r.PostFormValue("name"), Role: r.PostFormValue("role"), TeamIDs: r.PostForm["team_id"]}
-	teams := append([]string{}, f.TeamIDs...)
-	_, err := s.st.CreateUser(r.Context(), principalFrom(r.Context()).Actor,
-		store.UserInput{UserSpec: store.UserSpec{Email: f.Email, Name: f.Name, Role: f.Role}, Teams: &teams})
+	var in store.UserInput
+	if err = applyUserForm(f, &in); err == nil {
+		_, err = s.st.CreateUser(r.Context(), principalFrom(r.Context()).Actor, in)
+	}
 	s.formDone(w, r, err,
 		func(errs map[string]string) templ.Component {
 			v, _ := s.usersView(r, f)
@@ -501,6 +629,49 @@ func (s *Server) createUserForm(w http.ResponseWriter, r *http.Request) {
 			v, err := s.usersView(r, views.UserForm{})
 			return both(views.UserFormView(v.Form, v.Teams), views.UsersList(v.Rows, true, true)), err
 		}, "User "+f.Email+" added")
+}
+
+func (s *Server) editUserDialog(w http.ResponseWriter, r *http.Request) {
+	if !adminOnly(w, r) {
+		return
+	}
+	u, err := s.st.GetUser(r.Context(), pathID(r))
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	f := views.UserForm{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, TeamIDs: u.Teams,
+		BudgetFields: budgetFieldsOf(u.MaxBudget, u.SoftBudget, u.BudgetDuration, nil, u.RPMLimit, u.TPMLimit, nil)}
+	v, err := s.usersView(r, f)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	render(w, r, http.StatusOK, views.UserEditDialog(v.Form, v.Teams))
+}
+
+// updateUserForm saves the edit dialog; the teams checked replace the
+// user's teams.
+func (s *Server) updateUserForm(w http.ResponseWriter, r *http.Request) {
+	f, err := userFormFrom(r)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	f.ID = pathID(r)
+	_, err = s.st.UpdateUser(r.Context(), principalFrom(r.Context()).Actor, f.ID, func(in *store.UserInput) error {
+		return applyUserForm(f, in)
+	})
+	s.editDone(w, r, err,
+		func(errs map[string]string) templ.Component {
+			v, _ := s.usersView(r, f)
+			v.Form.Errors = errs
+			return views.UserEditDialog(v.Form, v.Teams)
+		},
+		func() (templ.Component, error) {
+			v, err := s.usersView(r, views.UserForm{})
+			return views.UsersList(v.Rows, true, true), err
+		}, "User "+strings.TrimSpace(f.Email)+" saved")
 }
 
 // modelUsage is each public model's spend and requests over 30 days, from

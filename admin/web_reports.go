@@ -50,7 +50,13 @@ func (s *Server) dashboardPage(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
+	alerts, err := s.alertRows(r, 5)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	v := views.DashboardView{
+		Alerts: alerts,
 		Stats: []views.Stat{
 			{Label: "Spend today", Value: views.Money(totals.Today.Cost), Detail: views.Count(totals.Today.Requests) + " requests"},
 			{Label: "This week", Value: views.Money(totals.Week.Cost), Detail: views.Count(totals.Week.Requests) + " requests"},

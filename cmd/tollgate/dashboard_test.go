@@ -236,6 +236,14 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Error("a secret reached the audit export")
 	}
 	shot("audit")
+
+	// The budgets page: the global budget, profiles and alerts.
+	run("budgets",
+		chromedp.Navigate(admin+"/budgets"),
+		chromedp.WaitVisible(`#global-budget form`),
+		chromedp.WaitVisible(`#profiles-list`),
+	)
+	shot("budgets")
 	for _, e := range browsertest.JSErrors(ctx) {
 		// The refused sign-in is answered 401 on purpose.
 		if !strings.Contains(e, "/signin") {

@@ -14,6 +14,8 @@
 //     HX-Trigger: {"showToast":{"message":"Key created","level":"ok"}}
 //     (level ok|warn|error), shows a toast in #toasts for 4 s; failed htmx
 //     requests without their own HX-Trigger get an error toast too.
+//   - select[data-period] shows its .period-field's [data-period-custom]
+//     input while "custom…" is picked.
 //   - keys: "g d" /dashboard, "g k" /keys, "g t" /teams, "/" search.
 (function () {
   "use strict";
@@ -243,5 +245,23 @@
     list.querySelectorAll("label").forEach(function (label) {
       label.hidden = q !== "" && label.textContent.toLowerCase().indexOf(q) < 0;
     });
+  });
+})();
+
+// Budget period: the custom period input (label[data-period-custom]) shows
+// while the select[data-period] next to it says "custom…".
+(function () {
+  "use strict";
+  document.addEventListener("change", function (ev) {
+    var select = ev.target;
+    if (!(select instanceof HTMLSelectElement) || !select.hasAttribute("data-period")) return;
+    var group = select.closest(".period-field");
+    var custom = group && group.querySelector("[data-period-custom]");
+    if (!custom) return;
+    custom.hidden = select.value !== "custom";
+    if (!custom.hidden) {
+      var input = custom.querySelector("input");
+      if (input) input.focus();
+    }
   });
 })();
