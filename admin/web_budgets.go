@@ -257,28 +257,6 @@ func adminOnly(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// editDone answers an edit dialog: on a validation error the dialog comes
-// back with messages; on success the refreshed list replaces the old one
-// out of band and the dialog area empties, which closes the dialog.
-func (s *Server) editDone(w http.ResponseWriter, r *http.Request, err error, withErrors func(map[string]string) templ.Component, list func() (templ.Component, error), msg string) {
-	if err != nil {
-		errs, err := fieldErrors(err)
-		if err != nil {
-			s.writeErr(w, r, err)
-			return
-		}
-		render(w, r, http.StatusOK, withErrors(errs))
-		return
-	}
-	c, err := list()
-	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	toast(w, "ok", msg)
-	render(w, r, http.StatusOK, c)
-}
-
 func (s *Server) budgetPages(r *mux.Router) {
 	r.HandleFunc("/budgets", s.budgetsPage).Methods(http.MethodGet)
 	r.HandleFunc("/budgets", s.createProfileForm).Methods(http.MethodPost)
@@ -462,7 +440,7 @@ func (s *Server) updateProfileForm(w http.ResponseWriter, r *http.Request) {
 			return nil
 		})
 	}
-	s.editDone(w, r, err,
+	s.formDone(w, r, err,
 		func(errs map[string]string) templ.Component { f.Errors = errs; return views.ProfileEditDialog(f) },
 		func() (templ.Component, error) {
 			rows, err := s.profileRows(r)

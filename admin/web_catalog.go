@@ -19,9 +19,10 @@ import (
 	"tollgate/views"
 )
 
-// formDone answers a create form: on a validation error the form comes
-// back with messages next to its fields; on success a fresh form, the
-// refreshed list and a toast.
+// formDone answers a create form or an edit dialog: on a validation error
+// it comes back with messages next to its fields; on success the fresh
+// content (a new form and the list, or the list out of band and an empty
+// dialog area, which closes the dialog) and a toast.
 func (s *Server) formDone(w http.ResponseWriter, r *http.Request, err error, withErrors func(map[string]string) templ.Component, fresh func() (templ.Component, error), msg string) {
 	if err != nil {
 		errs, err := fieldErrors(err)
@@ -210,7 +211,7 @@ func (s *Server) updateTeamForm(w http.ResponseWriter, r *http.Request) {
 	_, err := s.st.UpdateTeam(r.Context(), principalFrom(r.Context()).Actor, f.ID, func(spec *store.TeamSpec) error {
 		return applyTeamForm(f, spec)
 	})
-	s.editDone(w, r, err,
+	s.formDone(w, r, err,
 		func(errs map[string]string) templ.Component {
 			f.Errors = errs
 			profiles, _ := s.loadProfiles(r)
@@ -533,7 +534,7 @@ func (s *Server) updateModelForm(w http.ResponseWriter, r *http.Request) {
 		spec.InputCostPerMillion, spec.OutputCostPerMillion, spec.Weight = 0, 0, 0
 		return parseModelNumbers(f, spec)
 	})
-	s.editDone(w, r, err,
+	s.formDone(w, r, err,
 		func(errs map[string]string) templ.Component { f.Errors = errs; return views.ModelEditDialog(f) },
 		func() (templ.Component, error) {
 			v, err := s.modelsView(r, views.ModelForm{})
@@ -662,7 +663,7 @@ func (s *Server) updateUserForm(w http.ResponseWriter, r *http.Request) {
 	_, err = s.st.UpdateUser(r.Context(), principalFrom(r.Context()).Actor, f.ID, func(in *store.UserInput) error {
 		return applyUserForm(f, in)
 	})
-	s.editDone(w, r, err,
+	s.formDone(w, r, err,
 		func(errs map[string]string) templ.Component {
 			v, _ := s.usersView(r, f)
 			v.Form.Errors = errs

@@ -201,7 +201,7 @@ func (s *Server) updateKeyForm(w http.ResponseWriter, r *http.Request) {
 		spec.Alias, spec.Models = strings.TrimSpace(f.Alias), splitList(f.Models)
 		return applyKeyLimits(f, spec)
 	})
-	s.editDone(w, r, err,
+	s.formDone(w, r, err,
 		func(errs map[string]string) templ.Component {
 			f.Errors = errs
 			if k, err := s.st.GetKey(r.Context(), f.ID); err == nil {

@@ -123,6 +123,35 @@ func resetAtFor(dur, oldDur *string, old *time.Time, now time.Time) (*time.Time,
 	return &t, nil
 }
 
+// budgetPeriod is what decides a key's or team's budget period: its own
+// duration, else its profile's.
+type budgetPeriod struct {
+	own       *string
+	profileID *string
+}
+
+func (p budgetPeriod) duration(ctx context.Context, q sqlx.QueryerContext) (*string, error) {
+	profile, err := getProfile(ctx, q, p.profileID)
+	if err != nil || profile == nil {
+		return p.own, err
+	}
+	return orS(p.own, profile.BudgetDuration), nil
+}
+
+// periodAfterChange is the reset time after a key or team changed from
+// before to after: kept when the effective duration stayed the same.
+func periodAfterChange(ctx context.Context, q sqlx.QueryerContext, before, after budgetPeriod, old *time.Time) (*time.Time, error) {
+	was, err := before.duration(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	now, err := after.duration(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return resetAtFor(now, was, old, time.Now())
+}
+
 func getProfile(ctx context.Context, q sqlx.QueryerContext, id *string) (*Budget, error) {
 	if id == nil {
 		return nil, nil

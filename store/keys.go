@@ -186,15 +186,8 @@ func (s *Store) updateKey(ctx context.Context, actor, action, id, newSecret stri
 		if err := checkKeyRefs(ctx, tx, &spec); err != nil {
 			return err
 		}
-		oldProfile, err := getProfile(ctx, tx, before.BudgetID)
-		if err != nil {
-			return err
-		}
-		profile, err := getProfile(ctx, tx, spec.BudgetID)
-		if err != nil {
-			return err
-		}
-		resetAt, err := resetAtFor(spec.Limits(profile).BudgetDuration, before.Limits(oldProfile).BudgetDuration, before.BudgetResetAt, time.Now())
+		resetAt, err := periodAfterChange(ctx, tx, budgetPeriod{before.BudgetDuration, before.BudgetID},
+			budgetPeriod{spec.BudgetDuration, spec.BudgetID}, before.BudgetResetAt)
 		if err != nil {
 			return err
 		}
