@@ -71,7 +71,29 @@ func (s *Store) insertSpendLogs(ctx context.Context, logs []SpendLog) (int, erro
 			                     $8::uuid[], $9::text[], $10::int[], $11::int[], $12::numeric[], $13::int[], $14::text[],
 			                     $15::int[], $16::text[], $17::bool[])
 			ON CONFLICT DO NOTHING
-			RETURNING created_at, key_id, team_id, user_id, model, provider, input_tokens, output_tokens, cost, status
+			RETURNING request_id, created_at, key_id, team_id, user_id, model, provider, endpoint, input_tokens, output_tokens,
+			          cost, latency_ms, status, status_code, error
+		), meter AS (
+			-- The outbox: what the billing systems are sent, written with
+			-- the spend log so that neither exists without the other.
+			INSERT INTO meter_events (id, kind, created_at, team_id, team_name, business_unit, customer_id, key_id, key_alias,
+			                          user_id, user_email, model, provider, endpoint, input_tokens, output_tokens, cost,
+			                          latency_ms, status_code, error)
+			SELECT i.request_id, 'usage', i.created_at, i.team_id, COALESCE(t.name, ''),
+			       COALESCE(NULLIF(k.metadata->>'business_unit_id', ''), NULLIF(t.metadata->>'business_unit_id', ''), t.name, ''),
+			       COALESCE(t.metadata->>'billing_customer_id', ''), i.key_id, COALESCE(k.alias, ''), i.user_id,
+			       COALESCE(u.email, ''), i.model, i.provider, i.endpoint, i.input_tokens, i.output_tokens, i.cost,
+			       i.latency_ms, i.status_code, i.error
+			FROM ins i
+			LEFT JOIN teams t ON t.id = i.team_id
+			LEFT JOIN keys k ON k.id = i.key_id
+			LEFT JOIN users u ON u.id = i.user_id
+			WHERE i.status = 'success' OR i.cost > 0
+			ON CONFLICT DO NOTHING
+			RETURNING id
+		), deliveries AS (
+			INSERT INTO meter_deliveries (event_id, sink_id)
+			SELECT m.id, s.id FROM meter m CROSS JOIN billing_sinks s WHERE s.enabled
 		), key_spend AS (
 			UPDATE keys SET spend = keys.spend + s.cost,
 			       last_used_at = GREATEST(COALESCE(keys.last_used_at, s.last), s.last)

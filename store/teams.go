@@ -34,6 +34,9 @@ func (s *Store) CreateTeam(ctx context.Context, actor string, spec TeamSpec) (*T
 		if err != nil {
 			return mapErr(err, fmt.Sprintf("team %q", spec.Name))
 		}
+		if err := announceTeam(ctx, tx, &t); err != nil {
+			return err
+		}
 		return audit(ctx, tx, actor, "team.create", "team", t.ID, nil, t)
 	})
 	if err != nil {
@@ -123,6 +126,11 @@ func (s *Store) UpdateTeam(ctx context.Context, actor, id string, change func(*T
 			spec.MaxParallelRequests, spec.BudgetID, resetAt)
 		if err != nil {
 			return mapErr(err, fmt.Sprintf("team %q", spec.Name))
+		}
+		if businessUnitChanged(&before, &t) {
+			if err := announceTeam(ctx, tx, &t); err != nil {
+				return err
+			}
 		}
 		return audit(ctx, tx, actor, "team.update", "team", id, before, t)
 	})
