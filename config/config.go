@@ -41,6 +41,12 @@ type Config struct {
 	AlertSecret      string        // HMAC-SHA256 key signing alert webhooks
 	AlertMaxAttempts int
 
+	// Metering.
+	MeterPushInterval time.Duration
+	MeterMaxAttempts  int
+	MeterLease        time.Duration // how long a batch being sent is held from other pushers
+	Sinks             []DeclaredSink // billing sinks declared by environment variables
+
 	LogLevel  slog.Level
 	LogFormat string // text or json
 }
@@ -79,6 +85,13 @@ func Load(getenv func(string) string) (*Config, error) {
 			c.AlertWebhooks = append(c.AlertWebhooks, u)
 		}
 	}
+	c.MeterPushInterval = e.duration("TOLLGATE_METER_PUSH_INTERVAL", 30*time.Second)
+	c.MeterMaxAttempts = int(e.int("TOLLGATE_METER_MAX_ATTEMPTS", 12))
+	c.MeterLease = e.duration("TOLLGATE_METER_LEASE", 2*time.Minute)
+	if c.MeterMaxAttempts < 1 {
+		e.fail("TOLLGATE_METER_MAX_ATTEMPTS", "must be at least 1")
+	}
+	c.Sinks = sinksFromEnv(&e)
 	if c.Replicas < 1 {
 		e.fail("TOLLGATE_REPLICAS", "must be at least 1")
 	}

@@ -42,6 +42,9 @@ func TestLoadDefaults(t *testing.T) {
 		RateLimitWindow:     time.Minute,
 		SpendMaxQueued:      50_000,
 		AlertMaxAttempts:    10,
+		MeterPushInterval:   30 * time.Second,
+		MeterMaxAttempts:    12,
+		MeterLease:          2 * time.Minute,
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults\n%+v\nwant\n%+v", *c, want)
@@ -77,6 +80,13 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		"TOLLGATE_ALERT_WEBHOOK_URLS":     "https://hooks.internal/a, http://alerts.internal/b",
 		"TOLLGATE_ALERT_WEBHOOK_SECRET":   "whsec",
 		"TOLLGATE_ALERT_MAX_ATTEMPTS":     "4",
+		"TOLLGATE_METER_PUSH_INTERVAL":    "5s",
+		"TOLLGATE_METER_MAX_ATTEMPTS":     "3",
+		"TOLLGATE_METER_LEASE":            "45s",
+		"TOLLGATE_AMBERFLO_API_KEY":       "aflo-key",
+		"TOLLGATE_AMBERFLO_COST_METER":    "ai_cost",
+		"TOLLGATE_BILLING_WEBHOOK_URL":    "https://billing.internal/usage",
+		"TOLLGATE_BILLING_WEBHOOK_SECRET": "whsec-billing",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +101,11 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		LogLevel: slog.LevelDebug, LogFormat: "json",
 		Replicas: 3, RateLimitWindow: 10 * time.Second, SpendMaxQueued: 500, SpoolDir: "/var/lib/tollgate/spool",
 		AlertWebhooks: []string{"https://hooks.internal/a", "http://alerts.internal/b"}, AlertSecret: "whsec", AlertMaxAttempts: 4,
+		MeterPushInterval: 5 * time.Second, MeterMaxAttempts: 3, MeterLease: 45 * time.Second,
+		Sinks: []config.DeclaredSink{
+			{Name: "amberflo", Type: "amberflo", Secret: "aflo-key", Config: map[string]string{"cost_meter": "ai_cost"}},
+			{Name: "webhook", Type: "webhook", URL: "https://billing.internal/usage", Secret: "whsec-billing"},
+		},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("loaded\n%+v\nwant\n%+v", *c, want)

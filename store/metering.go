@@ -324,16 +324,26 @@ func (s *Store) MarkDelivered(ctx context.Context, sinkID string, eventIDs []str
 	return nil
 }
 
-// MarkAttemptFailed records a failed send: the events are due again at
-// retryAt, or failed for good once they reached maxAttempts.
-func (s *Store) MarkAttemptFailed(ctx context.Context, sinkID string, eventIDs []string, errMsg string, retryAt time.Time, maxAttempts int) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE meter_deliveries SET attempts = attempts + 1, last_error = $3, next_attempt_at = $4,
-			status = CASE WHEN attempts + 1 >= $5 THEN 'failed' ELSE 'pending' END
-		WHERE sink_id = $1 AND event_id = ANY($2) AND status = 'pending'`, sinkID, pq.Array(eventIDs), errMsg, retryAt, maxAttempts)
+// MarkAttemptFailed records a failed send. Each event is due again after
+// an exponential backoff (base × 2^attempts, at most max, ±20% jitter so
+// retries of many events spread out), or failed for good once it reached
+// maxAttempts; it returns how many became failed.
+func (s *Store) MarkAttemptFailed(ctx context.Context, sinkID string, eventIDs []string, errMsg string, base, max time.Duration, maxAttempts int) (int, error) {
+	var failed int
+	err := s.db.GetContext(ctx, &failed, `
+		WITH marked AS (
+			UPDATE meter_deliveries SET attempts = attempts + 1, last_error = $3,
+				next_attempt_at = now() + least($4 * power(2, least(attempts, 30)), $5) * (0.8 + 0.4 * random()) * interval '1 millisecond',
+				status = CASE WHEN attempts + 1 >= $6 THEN 'failed' ELSE 'pending' END
+			WHERE sink_id = $1 AND event_id = ANY($2) AND status = 'pending'
+			RETURNING status
+		)
+		SELECT count(*) FROM marked WHERE status = 'failed'`,
+		sinkID, pq.Array(eventIDs), errMsg, float64(base.Milliseconds()), float64(max.Milliseconds()), maxAttempts)
 	if err != nil {
-		return fmt.Errorf("record failed meter push: %w", err)
+		return 0, fmt.Errorf("record failed meter push: %w", err)
 	}
-	return nil
+	return failed, nil
 }
 
 // ReplayFailed makes a sink's failed events pending again, due now.
@@ -383,4 +393,29 @@ func (s *Store) SinkStatuses(ctx context.Context) (map[string]SinkStatus, error)
 		out[r.SinkID] = r
 	}
 	return out, nil
+}
+
+// SinkBacklog is what a sink has yet to take, for metrics.
+type SinkBacklog struct {
+	SinkID        string     `db:"sink_id"`
+	Name          string     `db:"name"`
+	Pending       int64      `db:"pending"`
+	Failed        int64      `db:"failed"`
+	OldestPending *time.Time `db:"oldest_pending"`
+}
+
+// SinkBacklogs reads every sink's backlog from the partial indexes only,
+// cheap enough for each metrics scrape.
+func (s *Store) SinkBacklogs(ctx context.Context) ([]SinkBacklog, error) {
+	rows := []SinkBacklog{}
+	err := s.db.SelectContext(ctx, &rows, `
+		SELECT s.id AS sink_id, s.name,
+		       (SELECT count(*) FROM meter_deliveries d WHERE d.sink_id = s.id AND d.status = 'pending') AS pending,
+		       (SELECT count(*) FROM meter_deliveries d WHERE d.sink_id = s.id AND d.status = 'failed') AS failed,
+		       (SELECT min(d.created_at) FROM meter_deliveries d WHERE d.sink_id = s.id AND d.status = 'pending') AS oldest_pending
+		FROM billing_sinks s ORDER BY s.name`)
+	if err != nil {
+		return nil, fmt.Errorf("sink backlogs: %w", err)
+	}
+	return rows, nil
 }
