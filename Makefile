@@ -34,13 +34,15 @@ test:
 	  TOLLGATE_TEST_DATABASE_URL="$$DATABASE_URL" TOLLGATE_TEST_REDIS_URL="$$REDIS_URL" \
 	  $(GO) test -race -count=1 ./...
 
-## bench: the gateway's added latency over calling mock-llm directly, and the
-## dashboard's queries (p95) over 1,000,000 seeded spend logs
+## bench: the gateway's added latency over calling mock-llm directly, the
+## dashboard's queries (p95) over 1,000,000 seeded spend logs, and the time
+## to push 10,000 pending meter events to a local billing sink
 bench:
 	@eval "$$(scripts/services.sh up tollgate_test)" && \
 	  TOLLGATE_TEST_DATABASE_URL="$$DATABASE_URL" TOLLGATE_TEST_REDIS_URL="$$REDIS_URL" \
 	  $(GO) test -run '^$$' -bench . -benchmem -count 5 ./gateway/ && \
-	  $(GO) test -run '^$$' -bench BenchmarkDashboardQueries -benchtime 200x ./store/
+	  $(GO) test -run '^$$' -bench BenchmarkDashboardQueries -benchtime 200x ./store/ && \
+	  $(GO) test -run '^$$' -bench BenchmarkMeterPush10k -benchtime 3x ./jobs/
 
 lint: fmt vet
 fmt:

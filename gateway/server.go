@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
@@ -57,6 +58,10 @@ func New(st *store.Store, rdb *redis.Client, cache *Cache, spend *SpendWriter, o
 		client:  &http.Client{Transport: newTransport()},
 	}
 }
+
+// Registry is the gateway's Prometheus registry, for series of the jobs
+// that run in this process.
+func (s *Server) Registry() prometheus.Registerer { return s.metrics.Registry }
 
 // Run keeps watch on Redis until ctx ends, so limits fall back to this
 // process's counters while it is away.

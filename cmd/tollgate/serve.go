@@ -103,6 +103,10 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 			return fmt.Errorf("apply %s: %w", cfg.ConfigFile, err)
 		}
 	}
+	if err := config.ApplySinks(ctx, a.st, cfg.Sinks, log); err != nil {
+		return err
+	}
+	meterMetrics := jobs.NewMeterMetrics(a.st)
 
 	if withGateway {
 		cache := gateway.NewCache(a.st, log)
@@ -117,6 +121,9 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 			Limits: limits.Options{Replicas: cfg.Replicas, Window: cfg.RateLimitWindow},
 		}, log)
 		go gw.Run(runCtx)
+		if err := meterMetrics.Register(gw.Registry()); err != nil {
+			return err
+		}
 		goRun(func() error {
 			err := serveHTTP(runCtx, "gateway", cfg.GatewayAddr, gw.Handler(), cfg.ShutdownTimeout, log)
 			sctx, scancel := shutdownContext(cfg.ShutdownTimeout)
@@ -130,7 +137,10 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 	// Every process schedules the jobs; each tick runs on one replica only.
 	alerts := &jobs.Alerts{URLs: cfg.AlertWebhooks, Secret: cfg.AlertSecret, MaxAttempts: cfg.AlertMaxAttempts,
 		Client: &http.Client{Timeout: 10 * time.Second}, Log: log}
-	sched, err := jobs.New(a.st, log, append(jobs.Default(a.st), jobs.BudgetJobs(a.st, alerts)...))
+	meter := &jobs.Meter{St: a.st, MaxAttempts: cfg.MeterMaxAttempts, Lease: cfg.MeterLease, Metrics: meterMetrics, Log: log,
+		Client: &http.Client{Timeout: 30 * time.Second}}
+	all := append(jobs.Default(a.st), jobs.BudgetJobs(a.st, alerts)...)
+	sched, err := jobs.New(a.st, log, append(all, jobs.MeterJob(meter, cfg.MeterPushInterval)))
 	if err != nil {
 		return err
 	}
@@ -145,6 +155,9 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 			log.Warn("TOLLGATE_MASTER_KEY is not set: the management API refuses every call")
 		}
 		adm := admin.New(a.st, a.rdb, cfg.MasterKey, log)
+		if err := meterMetrics.Register(adm.Registry()); err != nil {
+			return err
+		}
 		adm.SetSecureCookies(cfg.SecureCookies)
 		adm.SetGatewayURL(cfg.GatewayURL)
 		goRun(func() error {

@@ -2,8 +2,6 @@ package sinks
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -26,8 +24,6 @@ const (
 	// stripeWindow is how old a meter event Stripe still takes (35
 	// days), less a margin for the time the send itself takes.
 	stripeWindow = 35*24*time.Hour - 5*time.Minute
-	// stripeMaxIdentifier is the longest identifier Stripe takes.
-	stripeMaxIdentifier = 100
 )
 
 // stripeValues are the quantities a Stripe meter can be fed.
@@ -152,22 +148,16 @@ func (s *stripe) sendOne(ctx context.Context, e store.MeterEvent) error {
 		return err
 	}
 	if isStripeDuplicate(ans) {
-		return nil // sent before: this identifier is this request on this meter
+		return nil // sent before: Stripe already has this request
 	}
 	return s.c.check(ans)
 }
 
-// identifier is the request id and the meter: Stripe asks for identifiers
-// unique across all meter events, and two Stripe sinks may feed two meters
-// with the same request.
-func (s *stripe) identifier(e store.MeterEvent) string {
-	id := e.ID + ":" + s.eventName
-	if len(id) > stripeMaxIdentifier {
-		sum := sha256.Sum256([]byte(s.eventName))
-		id = e.ID + ":" + hex.EncodeToString(sum[:8])
-	}
-	return id
-}
+// identifier is the request id, so a re-sent event is the same event to
+// Stripe. Stripe wants identifiers unique across all of an account's meter
+// events, so two Stripe sinks on one account must not share requests (the
+// second would be answered "duplicate"); docs/metering.md says so.
+func (s *stripe) identifier(e store.MeterEvent) string { return e.ID }
 
 // stripeError is the body of a Stripe error answer.
 type stripeError struct {

@@ -55,7 +55,7 @@ func TestStripeMeterEventForm(t *testing.T) {
 	}
 	want := url.Values{
 		"event_name":                  {"llm_usage"},
-		"identifier":                  {"req_1:llm_usage"},
+		"identifier":                  {"req_1"},
 		"timestamp":                   {fmt.Sprint(start.Unix())},
 		"payload[stripe_customer_id]": {"cus_123"},
 		"payload[value]":              {"165"},
@@ -91,7 +91,7 @@ func TestStripeValueOptions(t *testing.T) {
 			if got := form.Get("payload[value]"); got != tc.want {
 				t.Errorf("payload[value] = %s, want %s", got, tc.want)
 			}
-			if form.Get("event_name") != "ai_tokens" || form.Get("identifier") != "req_1:ai_tokens" {
+			if form.Get("event_name") != "ai_tokens" || form.Get("identifier") != "req_1" {
 				t.Errorf("event_name %s, identifier %s", form.Get("event_name"), form.Get("identifier"))
 			}
 		})
@@ -114,7 +114,7 @@ func TestStripeSkipsWhatItCannotTake(t *testing.T) {
 		t.Fatal(err)
 	}
 	reqs := f.requests()
-	if len(reqs) != 1 || stripeForm(t, reqs[0]).Get("identifier") != "req_lastday:llm_usage" {
+	if len(reqs) != 1 || stripeForm(t, reqs[0]).Get("identifier") != "req_lastday" {
 		t.Errorf("requests = %d, want only the event within 35 days", len(reqs))
 	}
 	if got := Skipped(s); got != 3 {
@@ -127,7 +127,7 @@ func TestStripeDuplicateIdentifierIsDelivered(t *testing.T) {
 		form, _ := url.ParseQuery(string(r.Body))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
-		if form.Get("identifier") == "req_dup:llm_usage" {
+		if form.Get("identifier") == "req_dup" {
 			fmt.Fprintf(w, `{"error":{"message":"An event already exists with identifier %s.","type":"invalid_request_error"}}`, form.Get("identifier"))
 			return
 		}
@@ -178,7 +178,7 @@ func TestStripeConcurrency(t *testing.T) {
 		e := usage(fmt.Sprintf("req_%02d", i))
 		e.CustomerID = fmt.Sprintf("cus_%d", i%12)
 		events = append(events, e)
-		want = append(want, e.ID+":llm_usage")
+		want = append(want, e.ID)
 	}
 	if err := s.Send(context.Background(), events); err != nil {
 		t.Fatal(err)
