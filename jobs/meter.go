@@ -98,6 +98,11 @@ func (m *Meter) push(ctx context.Context, s store.Sink) error {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if n := sinks.Skipped(sender); n > 0 {
+			m.Metrics.skipped.WithLabelValues(s.Name).Add(float64(n))
+		}
+	}()
 	per := sender.MaxEvents()
 	for ctx.Err() == nil {
 		batch, err := m.St.LeaseDeliveries(ctx, s.ID, per*m.Workers, m.Lease)
@@ -174,6 +179,7 @@ type MeterMetrics struct {
 	delivered *prometheus.CounterVec
 	failed    *prometheus.CounterVec
 	errors    *prometheus.CounterVec
+	skipped   *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	pending   *prometheus.Desc
 	failedNow *prometheus.Desc
@@ -193,6 +199,9 @@ func NewMeterMetrics(st *store.Store) *MeterMetrics {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_meter_push_errors_total", Help: "Failed pushes of a batch to a billing sink.",
 		}, []string{"sink"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_meter_events_skipped_total", Help: "Meter events a sink cannot take by design (a Stripe event of a team without a billing customer), acknowledged unsent.",
+		}, []string{"sink"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tollgate_meter_push_duration_seconds", Help: "Time a billing sink took to answer one batch.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
@@ -205,7 +214,7 @@ func NewMeterMetrics(st *store.Store) *MeterMetrics {
 
 // Register adds the series to a registry.
 func (mm *MeterMetrics) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{mm.delivered, mm.failed, mm.errors, mm.duration, backlog{mm}} {
+	for _, c := range []prometheus.Collector{mm.delivered, mm.failed, mm.errors, mm.skipped, mm.duration, backlog{mm}} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
