@@ -57,6 +57,7 @@ func (s *Server) Handler() http.Handler {
 	s.userRoutes(api)
 	s.keyRoutes(api)
 	s.budgetRoutes(api)
+	s.billingRoutes(api)
 	api.HandleFunc("/spend/logs", s.spendLogs).Methods(http.MethodGet).Name("spend.logs")
 	api.HandleFunc("/spend/report", s.spendReport).Methods(http.MethodGet).Name("spend.report")
 	api.HandleFunc("/audit-logs", s.auditLogs).Methods(http.MethodGet).Name("audit.list")

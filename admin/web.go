@@ -73,6 +73,8 @@ func (s *Server) webRoutes(r *mux.Router) {
 	s.budgetPages(pages)
 	s.spendPages(pages)
 	s.auditPages(pages)
+	s.chargebackPages(pages)
+	s.billingPages(pages)
 	s.playgroundPages(pages)
 }
 

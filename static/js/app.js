@@ -265,3 +265,26 @@
     }
   });
 })();
+
+// Billing sink type: a select[data-sink-type] shows the settings of the
+// chosen type (fieldset[data-sink-fields]) in its form, and that type's
+// URL placeholder and secret help (option data-url-placeholder,
+// data-secret-hint).
+(function () {
+  "use strict";
+  document.addEventListener("change", function (ev) {
+    var select = ev.target;
+    if (!(select instanceof HTMLSelectElement) || !select.hasAttribute("data-sink-type")) return;
+    var form = select.closest("form");
+    if (!form) return;
+    var type = select.value;
+    form.querySelectorAll("fieldset[data-sink-fields]").forEach(function (fs) {
+      fs.hidden = fs.getAttribute("data-sink-fields") !== type;
+    });
+    var option = select.options[select.selectedIndex];
+    var url = form.querySelector('input[name="url"]');
+    if (url && option) url.placeholder = option.getAttribute("data-url-placeholder") || "";
+    var help = form.querySelector("[data-secret-help]");
+    if (help && option) help.textContent = option.getAttribute("data-secret-hint") || "";
+  });
+})();
