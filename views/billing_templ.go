@@ -178,7 +178,7 @@ func SinksList(rows []SinkRow, canWrite, oob bool) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if len(rows) == 0 {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "<div class=\"empty\"><p><strong>No billing sinks yet.</strong></p><p>Usage is kept in the outbox until a sink is added: add one here, or declare it in the environment of the admin app: <code>TOLLGATE_AMBERFLO_API_KEY</code> (with <code>TOLLGATE_AMBERFLO_URL</code>, <code>TOLLGATE_AMBERFLO_COST_METER</code>), <code>TOLLGATE_OPENMETER_URL</code> and <code>TOLLGATE_OPENMETER_TOKEN</code>, <code>TOLLGATE_STRIPE_API_KEY</code> (with <code>TOLLGATE_STRIPE_EVENT_NAME</code>), or <code>TOLLGATE_BILLING_WEBHOOK_URL</code> and <code>TOLLGATE_BILLING_WEBHOOK_SECRET</code>. Declared sinks appear here at the next start.</p></div>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "<div class=\"empty\"><p><strong>No billing sinks yet.</strong></p><p>A sink receives the usage recorded from the moment it is added. Add one here, or declare it in the environment of the gateway and admin apps: <code>TOLLGATE_AMBERFLO_API_KEY</code> (with <code>TOLLGATE_AMBERFLO_URL</code>, <code>TOLLGATE_AMBERFLO_COST_METER</code>), <code>TOLLGATE_OPENMETER_URL</code> and <code>TOLLGATE_OPENMETER_TOKEN</code>, <code>TOLLGATE_STRIPE_API_KEY</code> (with <code>TOLLGATE_STRIPE_EVENT_NAME</code>), or <code>TOLLGATE_BILLING_WEBHOOK_URL</code> and <code>TOLLGATE_BILLING_WEBHOOK_SECRET</code>. Declared sinks appear here at the next start.</p></div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

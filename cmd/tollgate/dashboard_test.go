@@ -244,6 +244,20 @@ func TestDashboardInABrowser(t *testing.T) {
 		chromedp.WaitVisible(`#profiles-list`),
 	)
 	shot("budgets")
+
+	// Chargeback: this month's cost per team, with the calls made above.
+	var chargeback string
+	run("chargeback",
+		chromedp.Navigate(admin+"/chargeback"),
+		chromedp.WaitVisible(`#chargeback`),
+		chromedp.Text(`#chargeback`, &chargeback),
+	)
+	if !strings.Contains(chargeback, "growth-team") {
+		t.Errorf("the chargeback table lacks the team that spent: %q", chargeback)
+	}
+	shot("chargeback")
+	run("billing", chromedp.Navigate(admin+"/billing"), chromedp.WaitVisible(`#sinks-list`))
+	shot("billing")
 	for _, e := range browsertest.JSErrors(ctx) {
 		// The refused sign-in is answered 401 on purpose.
 		if !strings.Contains(e, "/signin") {
