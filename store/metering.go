@@ -117,33 +117,12 @@ func firstNonEmpty(a, b string) string {
 }
 
 func (s *Store) sealSink(k *Sink, secret *string) error {
-	if secret == nil {
-		return nil
-	}
-	if *secret == "" {
-		k.SecretSealed, k.SecretHint = nil, ""
-		return nil
-	}
-	if s.sealer == nil {
-		return fmt.Errorf("cannot store a billing sink secret: TOLLGATE_SECRET_KEY is not set")
-	}
-	sealed, err := s.sealer.Seal(*secret)
-	if err != nil {
-		return fmt.Errorf("seal sink secret: %w", err)
-	}
-	k.SecretSealed, k.SecretHint = sealed, SecretHint(*secret)
-	return nil
+	return s.sealSecret("billing sink secret", secret, &k.SecretSealed, &k.SecretHint)
 }
 
 // SinkSecret decrypts a sink's secret for a push.
 func (s *Store) SinkSecret(k *Sink) (string, error) {
-	if len(k.SecretSealed) == 0 {
-		return "", nil
-	}
-	if s.sealer == nil {
-		return "", fmt.Errorf("sink %s has a sealed secret but TOLLGATE_SECRET_KEY is not set", k.Name)
-	}
-	return s.sealer.Open(k.SecretSealed)
+	return s.openSecret("billing sink "+k.Name+" secret", k.SecretSealed)
 }
 
 func fillSink(k *Sink) *Sink {

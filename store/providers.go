@@ -15,33 +15,44 @@ type ProviderInput struct {
 }
 
 func (s *Store) sealInto(p *Provider, apiKey *string) error {
-	if apiKey == nil {
-		return nil
-	}
-	if *apiKey == "" {
-		p.APIKeySealed, p.APIKeyHint = nil, ""
-		return nil
-	}
-	if s.sealer == nil {
-		return fmt.Errorf("cannot store a provider API key: TOLLGATE_SECRET_KEY is not set")
-	}
-	sealed, err := s.sealer.Seal(*apiKey)
-	if err != nil {
-		return fmt.Errorf("seal provider key: %w", err)
-	}
-	p.APIKeySealed, p.APIKeyHint = sealed, SecretHint(*apiKey)
-	return nil
+	return s.sealSecret("provider API key", apiKey, &p.APIKeySealed, &p.APIKeyHint)
 }
 
 // ProviderAPIKey decrypts a provider's API key for an upstream call.
 func (s *Store) ProviderAPIKey(p *Provider) (string, error) {
-	if len(p.APIKeySealed) == 0 {
+	return s.openSecret("provider "+p.Name+" API key", p.APIKeySealed)
+}
+
+// sealSecret seals a write-only secret into sealed and hint: nil keeps
+// what is stored, "" removes it.
+func (s *Store) sealSecret(what string, secret *string, sealed *[]byte, hint *string) error {
+	if secret == nil {
+		return nil
+	}
+	if *secret == "" {
+		*sealed, *hint = nil, ""
+		return nil
+	}
+	if s.sealer == nil {
+		return fmt.Errorf("cannot store a %s: TOLLGATE_SECRET_KEY is not set", what)
+	}
+	b, err := s.sealer.Seal(*secret)
+	if err != nil {
+		return fmt.Errorf("seal %s: %w", what, err)
+	}
+	*sealed, *hint = b, SecretHint(*secret)
+	return nil
+}
+
+// openSecret decrypts a sealed secret; none sealed is "".
+func (s *Store) openSecret(what string, sealed []byte) (string, error) {
+	if len(sealed) == 0 {
 		return "", nil
 	}
 	if s.sealer == nil {
-		return "", fmt.Errorf("provider %s has a sealed API key but TOLLGATE_SECRET_KEY is not set", p.Name)
+		return "", fmt.Errorf("the %s is sealed but TOLLGATE_SECRET_KEY is not set", what)
 	}
-	return s.sealer.Open(p.APIKeySealed)
+	return s.sealer.Open(sealed)
 }
 
 func fillProvider(p *Provider) *Provider {
