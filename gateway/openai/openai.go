@@ -67,3 +67,12 @@ func ErrorMessage(body []byte) string {
 	}
 	return s
 }
+
+// Target is where and how one deployment is called, whatever its wire
+// format: each format package builds its upstream request from it.
+type Target struct {
+	BaseURL string            // the provider's api_base; "" means the format's default
+	APIKey  string            // the decrypted provider credential (format-specific: an API key, AWS keys, a service-account JSON)
+	Model   string            // the upstream model name
+	Config  map[string]string // the provider's config: region, api_version, project, location …
+}
