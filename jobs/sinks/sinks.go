@@ -24,10 +24,10 @@
 //     so a batch runs a few customers at once, each customer's events in
 //     turn. Events Stripe cannot take (no billing customer, older than its
 //     35-day window, announcements) are acknowledged and counted as
-//     skipped. The identifier is "<request id>:<event name>". Stripe
-//     rejects an identifier it already holds; since the identifier is
-//     derived from the request and the meter, that answer proves the event
-//     was delivered before, and counts as delivered.
+//     skipped. The identifier is the request id. Stripe rejects an
+//     identifier it already holds; since the identifier is the request,
+//     that answer proves the event was delivered before, and counts as
+//     delivered (so one Stripe account takes one Stripe sink).
 //   - webhook: POST {url}, {"events": [...]} signed with HMAC-SHA256.
 //
 // Every send is idempotent on the billing system's side (uniqueId, CloudEvent
