@@ -117,3 +117,27 @@ func TestModelsShareNameFilterAndPatch(t *testing.T) {
 		t.Errorf("deleted model still listed")
 	}
 }
+
+func TestModelsWithoutPricesTakeTheListPrice(t *testing.T) {
+	e := newEnv(t)
+	p := e.newProvider("anthropic-main")
+	_, listed := e.create("/api/v1/models", obj{"model_name": "smart", "provider_id": p, "upstream_model": "claude-sonnet-4-5-20250929"})
+	if listed["input_cost_per_million"] != 3.0 || listed["output_cost_per_million"] != 15.0 ||
+		listed["context_window"] != 200000.0 || listed["max_output_tokens"] != 64000.0 {
+		t.Fatalf("unpriced model = %v", listed)
+	}
+	// A price given, even 0, is kept; PATCH changes only what it names.
+	id, free := e.create("/api/v1/models", obj{"model_name": "gpt-4o", "provider_id": p, "input_cost_per_million": 0, "output_cost_per_million": 0})
+	if free["input_cost_per_million"] != 0.0 || free["output_cost_per_million"] != 0.0 || free["context_window"] != 128000.0 {
+		t.Fatalf("priced model = %v", free)
+	}
+	got := e.must(http.StatusOK, http.MethodPatch, "/api/v1/models/"+id, obj{"output_cost_per_million": 12}).json
+	if got["input_cost_per_million"] != 0.0 || got["output_cost_per_million"] != 12.0 {
+		t.Fatalf("after PATCH = %v", got)
+	}
+	// Unknown models stay unpriced.
+	_, mine := e.create("/api/v1/models", obj{"model_name": "my-finetune", "provider_id": p})
+	if mine["input_cost_per_million"] != 0.0 || mine["context_window"] != nil {
+		t.Fatalf("unknown model = %v", mine)
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"tollgate/config"
 	"tollgate/store"
 )
 
@@ -139,11 +140,22 @@ func (s *Server) providerRoutes(r *mux.Router) {
 	})
 }
 
+// modelInput is a deployment as callers write it; the prices are pointers
+// so that a model created without them takes the list price.
+type modelInput struct {
+	store.ModelSpec
+	Input  *float64 `json:"input_cost_per_million"`
+	Output *float64 `json:"output_cost_per_million"`
+}
+
 func (s *Server) modelRoutes(r *mux.Router) {
-	register(s, r, "/models", resource[store.ModelSpec, store.Model]{
-		defaults: func() store.ModelSpec { return store.ModelSpec{Weight: 1, Enabled: true} },
-		create:   s.st.CreateModel,
-		get:      s.st.GetModel,
+	register(s, r, "/models", resource[modelInput, store.Model]{
+		defaults: func() modelInput { return modelInput{ModelSpec: store.ModelSpec{Weight: 1, Enabled: true}} },
+		create: func(ctx context.Context, actor string, in modelInput) (*store.Model, error) {
+			config.FillPrices(&in.ModelSpec, in.Input, in.Output)
+			return s.st.CreateModel(ctx, actor, in.ModelSpec)
+		},
+		get: s.st.GetModel,
 		list: func(r *http.Request, page store.Page) ([]store.Model, string, error) {
 			q := r.URL.Query()
 			f := store.ModelFilter{ModelName: q.Get("model_name"), ProviderID: q.Get("provider_id"), Page: page}
@@ -153,7 +165,22 @@ func (s *Server) modelRoutes(r *mux.Router) {
 			}
 			return s.st.ListModels(r.Context(), f)
 		},
-		update: s.st.UpdateModel,
+		update: func(ctx context.Context, actor, id string, change func(*modelInput) error) (*store.Model, error) {
+			return s.st.UpdateModel(ctx, actor, id, func(spec *store.ModelSpec) error {
+				in := modelInput{ModelSpec: *spec}
+				if err := change(&in); err != nil {
+					return err
+				}
+				if in.Input != nil {
+					in.InputCostPerMillion = *in.Input
+				}
+				if in.Output != nil {
+					in.OutputCostPerMillion = *in.Output
+				}
+				*spec = in.ModelSpec
+				return nil
+			})
+		},
 		remove: s.st.DeleteModel,
 	})
 }

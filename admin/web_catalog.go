@@ -15,6 +15,7 @@ import (
 	"github.com/a-h/templ"
 	"github.com/gorilla/mux"
 
+	"tollgate/config"
 	"tollgate/store"
 	"tollgate/views"
 )
@@ -424,12 +425,20 @@ func (s *Server) createModelsForm(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		// One transaction per deployment; the form is checked first so a
 		// bad value fails before anything is written.
+		priced := strings.TrimSpace(f.InPrice) != "" || strings.TrimSpace(f.OutPrice) != ""
 		for _, id := range ids {
-			spec.UpstreamModel, spec.ModelName = id, strings.TrimSpace(f.Name)
-			if spec.ModelName == "" {
-				spec.ModelName = id
+			one := spec
+			one.UpstreamModel, one.ModelName = id, strings.TrimSpace(f.Name)
+			if one.ModelName == "" {
+				one.ModelName = id
 			}
-			if _, err = s.st.CreateModel(r.Context(), principalFrom(r.Context()).Actor, spec); err != nil {
+			// Unpriced models take the list price, when the table knows it.
+			if priced {
+				config.FillPrices(&one, &one.InputCostPerMillion, &one.OutputCostPerMillion)
+			} else {
+				config.FillPrices(&one, nil, nil)
+			}
+			if _, err = s.st.CreateModel(r.Context(), principalFrom(r.Context()).Actor, one); err != nil {
 				break
 			}
 		}

@@ -44,7 +44,7 @@ type Config struct {
 	// Metering.
 	MeterPushInterval time.Duration
 	MeterMaxAttempts  int
-	MeterLease        time.Duration // how long a batch being sent is held from other pushers
+	MeterLease        time.Duration  // how long a batch being sent is held from other pushers
 	Sinks             []DeclaredSink // billing sinks declared by environment variables
 
 	LogLevel  slog.Level

@@ -41,8 +41,8 @@ type DeclaredModel struct {
 	ModelName            string         `yaml:"model_name"`
 	Provider             string         `yaml:"provider"`
 	UpstreamModel        string         `yaml:"upstream_model"`
-	InputCostPerMillion  float64        `yaml:"input_cost_per_million"`
-	OutputCostPerMillion float64        `yaml:"output_cost_per_million"`
+	InputCostPerMillion  *float64       `yaml:"input_cost_per_million"` // both unset: the list price (prices.yaml)
+	OutputCostPerMillion *float64       `yaml:"output_cost_per_million"`
 	RPMLimit             *int64         `yaml:"rpm_limit"`
 	TPMLimit             *int64         `yaml:"tpm_limit"`
 	Weight               int            `yaml:"weight"`
@@ -194,13 +194,13 @@ func applyModel(ctx context.Context, st *store.Store, m DeclaredModel, providerI
 	}
 	want := store.ModelSpec{
 		ModelName: m.ModelName, ProviderID: providerID, UpstreamModel: m.UpstreamModel,
-		InputCostPerMillion: m.InputCostPerMillion, OutputCostPerMillion: m.OutputCostPerMillion,
 		RPMLimit: m.RPMLimit, TPMLimit: m.TPMLimit, Weight: m.Weight, ContextWindow: m.ContextWindow, MaxOutputTokens: m.MaxOutputTokens,
 		Params: params, Enabled: m.Enabled == nil || *m.Enabled,
 	}
 	if err := want.Normalize(); err != nil {
 		return err
 	}
+	FillPrices(&want, m.InputCostPerMillion, m.OutputCostPerMillion)
 	existing, _, err := st.ListModels(ctx, store.ModelFilter{ModelName: want.ModelName, ProviderID: providerID, Page: store.Page{Limit: 1000}})
 	if err != nil {
 		return err

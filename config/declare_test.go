@@ -79,10 +79,10 @@ func TestReadDeclared(t *testing.T) {
 			{Name: "local-ollama", Type: "ollama", APIBase: "http://127.0.0.1:11434"},
 		},
 		Models: []config.DeclaredModel{
-			{ModelName: "gpt-4o", Provider: "openai-main", InputCostPerMillion: 2.5, OutputCostPerMillion: 10,
+			{ModelName: "gpt-4o", Provider: "openai-main", InputCostPerMillion: ptr(2.5), OutputCostPerMillion: ptr(10.0),
 				RPMLimit: ptr(int64(500)), TPMLimit: ptr(int64(2000000)), ContextWindow: ptr(int64(128000))},
-			{ModelName: "gpt-4o", Provider: "azure-eu", UpstreamModel: "gpt-4o-2024-08-06", InputCostPerMillion: 2.75,
-				OutputCostPerMillion: 11, Weight: 3, Params: map[string]any{"temperature": 0.2}},
+			{ModelName: "gpt-4o", Provider: "azure-eu", UpstreamModel: "gpt-4o-2024-08-06", InputCostPerMillion: ptr(2.75),
+				OutputCostPerMillion: ptr(11.0), Weight: 3, Params: map[string]any{"temperature": 0.2}},
 			{ModelName: "llama3", Provider: "local-ollama", UpstreamModel: "llama3:8b", Enabled: ptr(false)},
 		},
 		Teams: []config.DeclaredTeam{
@@ -249,17 +249,18 @@ func TestApplyCreatesThenChangesNothing(t *testing.T) {
 		}
 	}
 
-	// Models, with the file's defaults filled in.
+	// Models, with the file's defaults filled in, and the context window
+	// and answer cap the file leaves out taken from the price table.
 	openai := findModel(t, st, "gpt-4o", "openai-main")
 	if w := (store.ModelSpec{ModelName: "gpt-4o", ProviderID: openai.ProviderID, UpstreamModel: "gpt-4o",
 		InputCostPerMillion: 2.5, OutputCostPerMillion: 10, RPMLimit: ptr(int64(500)), TPMLimit: ptr(int64(2000000)),
-		Weight: 1, ContextWindow: ptr(int64(128000)), Enabled: true}); !specEqual(openai.ModelSpec, w) {
+		Weight: 1, ContextWindow: ptr(int64(128000)), MaxOutputTokens: ptr(int64(16384)), Enabled: true}); !specEqual(openai.ModelSpec, w) {
 		t.Errorf("openai gpt-4o = %+v, want %+v", openai.ModelSpec, w)
 	}
 	azure := findModel(t, st, "gpt-4o", "azure-eu")
 	if w := (store.ModelSpec{ModelName: "gpt-4o", ProviderID: azure.ProviderID, UpstreamModel: "gpt-4o-2024-08-06",
 		InputCostPerMillion: 2.75, OutputCostPerMillion: 11, Weight: 3, Params: store.JSON(`{"temperature":0.2}`),
-		Enabled: true}); !specEqual(azure.ModelSpec, w) {
+		ContextWindow: ptr(int64(128000)), MaxOutputTokens: ptr(int64(16384)), Enabled: true}); !specEqual(azure.ModelSpec, w) {
 		t.Errorf("azure gpt-4o = %+v, want %+v", azure.ModelSpec, w)
 	}
 	llama := findModel(t, st, "llama3", "local-ollama")

@@ -14,9 +14,9 @@ func Demo(mockURL string) *Declared {
 	return &Declared{
 		Providers: []DeclaredProvider{{Name: "mock-llm", Type: "mock", APIBase: mockURL, APIKey: "demo-upstream-key"}},
 		Models: []DeclaredModel{
-			{ModelName: "gpt-4o-mini", Provider: "mock-llm", UpstreamModel: "mock-gpt", InputCostPerMillion: 0.15, OutputCostPerMillion: 0.60,
+			{ModelName: "gpt-4o-mini", Provider: "mock-llm", UpstreamModel: "mock-gpt", InputCostPerMillion: ptr(0.15), OutputCostPerMillion: ptr(0.60),
 				ContextWindow: ptr[int64](128000), MaxOutputTokens: ptr[int64](16384)},
-			{ModelName: "text-embedding-3-small", Provider: "mock-llm", UpstreamModel: "mock-embed", InputCostPerMillion: 0.02},
+			{ModelName: "text-embedding-3-small", Provider: "mock-llm", UpstreamModel: "mock-embed", InputCostPerMillion: ptr(0.02), OutputCostPerMillion: ptr(0.0)},
 		},
 		Teams: []DeclaredTeam{{Name: "demo-team", MaxBudget: ptr(100.0), SoftBudget: ptr(80.0), BudgetDuration: ptr("monthly"), RPMLimit: ptr[int64](600)}},
 	}
