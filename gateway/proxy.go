@@ -81,9 +81,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) *apiErro
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.UpstreamTimeout)
 	defer cancel()
-	upReq, err := openai.NewRequest(ctx, c.dep.Provider.APIBase, c.ep.path, c.dep.APIKey, body, c.req.stream)
-	if err != nil {
-		return upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Provider %s has an unusable api_base: %v", c.dep.Provider.Name, err))
+	upReq, aerr := s.upstreamRequest(ctx, c, body)
+	if aerr != nil {
+		return aerr
 	}
 	resp, err := s.client.Do(upReq)
 	if err != nil {
@@ -92,6 +92,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) *apiErro
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		return s.upstreamError(w, c, resp)
+	}
+	if f, translated := formatOf(c.dep); translated {
+		if c.req.stream {
+			return s.streamTranslated(w, r, c, resp, f)
+		}
+		return s.relayTranslated(w, r, c, resp, f)
 	}
 	if c.req.stream && isEventStream(resp) {
 		return s.relayStream(w, r, c, resp)
@@ -170,7 +176,11 @@ func redact(err error) string {
 // upstreamError turns a provider's error answer into the caller's.
 func (s *Server) upstreamError(w http.ResponseWriter, c *call, resp *http.Response) *apiError {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	msg := secretish.ReplaceAllString(openai.ErrorMessage(body), "[redacted]")
+	message := openai.ErrorMessage
+	if f, translated := formatOf(c.dep); translated {
+		message = f.errorMsg
+	}
+	msg := secretish.ReplaceAllString(message(body), "[redacted]")
 	name := c.dep.Provider.Name
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
@@ -217,14 +227,7 @@ func (s *Server) relayBody(w http.ResponseWriter, r *http.Request, c *call, resp
 // is known only at the end, so it goes in a trailer.
 func (s *Server) relayStream(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response) *apiError {
 	h := w.Header()
-	s.setAnswerHeaders(w, c)
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("Trailer", "X-Tollgate-Cost")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	rc.Flush()
+	rc := startStream(w, s, c)
 	copier := openai.StreamCopier{DropUsageChunk: !c.req.includeUsage}
 	err := copier.Copy(w, func() { rc.Flush() }, resp.Body)
 	if copier.HasUsage {
@@ -239,8 +242,25 @@ func (s *Server) relayStream(w http.ResponseWriter, r *http.Request, c *call, re
 		c.status, c.errorMsg = statusClientClosed, "caller closed the connection mid-stream"
 	case err != nil:
 		c.status, c.errorMsg = http.StatusBadGateway, "stream from provider broke off: "+redact(err)
+		writeStreamError(w, "The provider's stream broke off: "+redact(err))
+		rc.Flush()
 	}
 	return nil
+}
+
+// startStream sends the headers of a streamed answer; its cost follows in
+// a trailer.
+func startStream(w http.ResponseWriter, s *Server, c *call) *http.ResponseController {
+	h := w.Header()
+	s.setAnswerHeaders(w, c)
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("Trailer", "X-Tollgate-Cost")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	return rc
 }
 
 // account records the request in metrics and, once a deployment was

@@ -1,0 +1,154 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"tollgate/gateway/anthropic"
+	"tollgate/gateway/bedrock"
+	"tollgate/gateway/gemini"
+	"tollgate/gateway/openai"
+)
+
+// wireFormat is how the gateway speaks to providers that do not take the
+// OpenAI format: chat requests, answers and streams are translated both
+// ways by the format's package.
+type wireFormat struct {
+	newChat  func(ctx context.Context, t openai.Target, body []byte, stream bool) (*http.Request, error)
+	answer   func(body []byte, model string) ([]byte, openai.Usage, error)
+	stream   func(w io.Writer, flush func(), upstream io.Reader, model string, includeUsage bool) (openai.Usage, error)
+	errorMsg func(body []byte) string
+}
+
+// formats by provider type; every other type speaks the OpenAI format.
+var formats = map[string]wireFormat{
+	"anthropic": {anthropic.NewChatRequest, anthropic.ChatAnswer, anthropic.ChatStream, anthropic.ErrorMessage},
+	"bedrock":   {bedrock.NewChatRequest, bedrock.ChatAnswer, bedrock.ChatStream, bedrock.ErrorMessage},
+	"gemini":    {gemini.NewChatRequest, gemini.ChatAnswer, gemini.ChatStream, gemini.ErrorMessage},
+	"vertex":    {vertexChat, gemini.ChatAnswer, gemini.ChatStream, gemini.ErrorMessage},
+}
+
+// vertexChat is Gemini's format on Vertex AI's URLs and credentials.
+func vertexChat(ctx context.Context, t openai.Target, body []byte, stream bool) (*http.Request, error) {
+	cfg := map[string]string{"platform": "vertex"}
+	for k, v := range t.Config {
+		cfg[k] = v
+	}
+	t.Config = cfg
+	return gemini.NewChatRequest(ctx, t, body, stream)
+}
+
+// formatOf is the deployment's wire format; ok is false for the OpenAI format.
+func formatOf(d *Deployment) (wireFormat, bool) {
+	f, ok := formats[d.Provider.Type]
+	return f, ok
+}
+
+// target is where a deployment is called.
+func target(d *Deployment) openai.Target {
+	cfg := map[string]string{}
+	var raw map[string]any
+	if json.Unmarshal(d.Provider.Config, &raw) == nil {
+		for k, v := range raw {
+			if s, ok := v.(string); ok {
+				cfg[k] = s
+			} else if v != nil {
+				cfg[k] = fmt.Sprint(v)
+			}
+		}
+	}
+	return openai.Target{BaseURL: d.Provider.APIBase, APIKey: d.APIKey, Model: d.UpstreamModel, Config: cfg}
+}
+
+// upstreamRequest builds the call to the chosen deployment in its format.
+func (s *Server) upstreamRequest(ctx context.Context, c *call, body []byte) (*http.Request, *apiError) {
+	f, translated := formatOf(c.dep)
+	if !translated {
+		req, err := openai.NewRequest(ctx, c.dep.Provider.APIBase, c.ep.path, c.dep.APIKey, body, c.req.stream)
+		if err != nil {
+			return nil, upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Provider %s has an unusable api_base: %v", c.dep.Provider.Name, err))
+		}
+		return req, nil
+	}
+	if c.ep != endpointChat {
+		return nil, badRequest("model", fmt.Sprintf("Model %q is served by a %s provider, which takes only chat completions through the gateway.", c.req.model, c.dep.Provider.Type))
+	}
+	req, err := f.newChat(ctx, target(c.dep), body, c.req.stream)
+	if param, msg, ok := requestError(err); ok {
+		return nil, badRequest(param, fmt.Sprintf("Provider %s (%s) cannot take this request: %s", c.dep.Provider.Name, c.dep.Provider.Type, msg))
+	}
+	if err != nil {
+		// Anything else is the deployment's setup (region, credential …).
+		s.log.Error("build upstream request", "request_id", c.id, "provider", c.dep.Provider.Name, "err", redact(err))
+		return nil, upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Provider %s is not set up correctly: %s", c.dep.Provider.Name, redact(err)))
+	}
+	return req, nil
+}
+
+// requestError recognizes a translation's complaint about the request.
+func requestError(err error) (param, msg string, ok bool) {
+	var a *anthropic.RequestError
+	var b *bedrock.RequestError
+	var g *gemini.RequestError
+	switch {
+	case errors.As(err, &a):
+		return a.Param, a.Message, true
+	case errors.As(err, &b):
+		return b.Param, b.Message, true
+	case errors.As(err, &g):
+		return g.Param, g.Message, true
+	}
+	return "", "", false
+}
+
+// relayTranslated answers a non-OpenAI provider's whole answer in the
+// OpenAI format.
+func (s *Server) relayTranslated(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response, f wireFormat) *apiError {
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return s.transportError(r, c, err)
+	}
+	body, usage, err := f.answer(raw, c.dep.UpstreamModel)
+	if err != nil {
+		return upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Provider %s answered in a shape the gateway cannot read: %v", c.dep.Provider.Name, err))
+	}
+	c.usage, c.cost = usage, Cost(usage, &c.dep.ModelSpec)
+	s.setAnswerHeaders(w, c)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Tollgate-Cost", formatCost(c.cost))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+	return nil
+}
+
+// streamTranslated turns a non-OpenAI provider's stream into OpenAI chunks.
+// A stream that breaks off ends with an error event; what it used so far
+// is still priced.
+func (s *Server) streamTranslated(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response, f wireFormat) *apiError {
+	rc := startStream(w, s, c)
+	usage, err := f.stream(w, func() { rc.Flush() }, resp.Body, c.dep.UpstreamModel, c.req.includeUsage)
+	c.usage = usage
+	c.cost = Cost(c.usage, &c.dep.ModelSpec)
+	w.Header().Set("X-Tollgate-Cost", formatCost(c.cost))
+	switch {
+	case err != nil && r.Context().Err() != nil:
+		c.status, c.errorMsg = statusClientClosed, "caller closed the connection mid-stream"
+	case err != nil:
+		c.status, c.errorMsg = http.StatusBadGateway, "stream from provider broke off: "+redact(err)
+		writeStreamError(w, "The provider's stream broke off: "+redact(err))
+		rc.Flush()
+	}
+	return nil
+}
+
+// writeStreamError ends a stream with an error event, as OpenAI does.
+func writeStreamError(w io.Writer, msg string) {
+	var env errorEnvelope
+	env.Error.Message, env.Error.Type, env.Error.Code = msg, "upstream_error", "upstream_error"
+	b, _ := json.Marshal(env)
+	fmt.Fprintf(w, "data: %s\n\n", b)
+}

@@ -1,0 +1,215 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"tollgate/store"
+)
+
+// provider is a fake of a non-OpenAI provider: it checks each request with
+// check and answers with the recorded whole answer or stream.
+type provider struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen []*http.Request
+	body [][]byte
+}
+
+func newProvider(t *testing.T, answer, stream string) *provider {
+	t.Helper()
+	answerBody, err := os.ReadFile(answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamBody, err := os.ReadFile(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &provider{}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		p.mu.Lock()
+		p.seen, p.body = append(p.seen, r.Clone(context.Background())), append(p.body, b)
+		p.mu.Unlock()
+		if strings.Contains(r.URL.Path, "stream") || strings.Contains(string(b), `"stream":true`) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Write(streamBody)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(answerBody)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *provider) last() (*http.Request, map[string]any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var body map[string]any
+	json.Unmarshal(p.body[len(p.body)-1], &body)
+	return p.seen[len(p.seen)-1], body
+}
+
+// deploy adds a provider of type typ at base and a model on it, and waits
+// until the gateway routes to it.
+func (e *env) deploy(typ, base, apiKey, model, upstream string, config string) {
+	e.t.Helper()
+	ctx := context.Background()
+	prov, err := e.st.CreateProvider(ctx, "test", store.ProviderInput{
+		ProviderSpec: store.ProviderSpec{Name: typ + "-test", Type: typ, APIBase: base, Config: store.JSON(config)}, APIKey: &apiKey})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.st.CreateModel(ctx, "test", store.ModelSpec{ModelName: model, ProviderID: prov.ID, UpstreamModel: upstream,
+		InputCostPerMillion: 1, OutputCostPerMillion: 2, Enabled: true}); err != nil {
+		e.t.Fatal(err)
+	}
+	eventually(e.t, model+" reaches the gateway", func() bool { return len(e.cache.Deployments(model)) == 1 })
+}
+
+// sseChunks reads an OpenAI stream: its chunks and whether it ended with [DONE].
+func sseChunks(t *testing.T, r io.Reader) ([]map[string]any, bool) {
+	t.Helper()
+	var chunks []map[string]any
+	done := false
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		if line == "[DONE]" {
+			done = true
+			continue
+		}
+		var c map[string]any
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			t.Fatalf("chunk %q: %v", line, err)
+		}
+		if c["object"] != "chat.completion.chunk" {
+			t.Fatalf("not a chat.completion.chunk: %s", line)
+		}
+		chunks = append(chunks, c)
+	}
+	return chunks, done
+}
+
+func streamText(chunks []map[string]any) string {
+	var b strings.Builder
+	for _, c := range chunks {
+		for _, ch := range c["choices"].([]any) {
+			if d, ok := ch.(map[string]any)["delta"].(map[string]any); ok {
+				if s, ok := d["content"].(string); ok {
+					b.WriteString(s)
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+func TestTranslatedProvidersThroughTheGateway(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	anthropic := newProvider(t, "anthropic/testdata/text.json", "anthropic/testdata/text.sse")
+	gemini := newProvider(t, "gemini/testdata/text.json", "gemini/testdata/text.sse")
+	e.deploy("anthropic", anthropic.srv.URL, "sk-ant-test", "claude", "claude-sonnet-4-5", `{}`)
+	e.deploy("gemini", gemini.srv.URL, "gemini-test-key", "gemini", "gemini-2.5-flash", `{}`)
+
+	for _, tc := range []struct {
+		model, want string
+		p           *provider
+		check       func(r *http.Request, body map[string]any) string
+	}{
+		{"claude", "Hello!", anthropic, func(r *http.Request, body map[string]any) string {
+			if r.URL.Path != "/v1/messages" || r.Header.Get("X-Api-Key") != "sk-ant-test" || r.Header.Get("Anthropic-Version") == "" ||
+				body["model"] != "claude-sonnet-4-5" || body["system"] != "Be brief." || body["max_tokens"] == nil {
+				return "anthropic request: " + r.URL.Path
+			}
+			return ""
+		}},
+		{"gemini", "The capital of France is Paris.", gemini, func(r *http.Request, body map[string]any) string {
+			if !strings.HasPrefix(r.URL.Path, "/v1beta/models/gemini-2.5-flash:") || r.Header.Get("X-Goog-Api-Key") != "gemini-test-key" ||
+				body["systemInstruction"] == nil || body["contents"] == nil {
+				return "gemini request: " + r.URL.Path
+			}
+			return ""
+		}},
+	} {
+		t.Run(tc.model, func(t *testing.T) {
+			req := `{"model":"` + tc.model + `","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]}`
+			resp := e.post("/v1/chat/completions", req, bearer(e.key))
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, readErr(t, resp).Error.Message)
+			}
+			var answer struct {
+				Object  string `json:"object"`
+				Choices []struct {
+					Message struct{ Content string }
+				}
+				Usage struct {
+					PromptTokens int64 `json:"prompt_tokens"`
+				} `json:"usage"`
+			}
+			json.NewDecoder(resp.Body).Decode(&answer)
+			if answer.Object != "chat.completion" || answer.Choices[0].Message.Content != tc.want || answer.Usage.PromptTokens == 0 {
+				t.Fatalf("answer = %+v", answer)
+			}
+			if msg := tc.check(tc.p.last()); msg != "" {
+				t.Fatal(msg)
+			}
+			// No caller header and no gateway key goes upstream.
+			if r, _ := tc.p.last(); strings.Contains(r.Header.Get("Authorization"), e.key) {
+				t.Fatal("the virtual key reached the provider")
+			}
+			if resp.Header.Get("X-Tollgate-Cost") == "" || resp.Header.Get("X-Tollgate-Provider") != tc.model+"-test" && resp.Header.Get("X-Tollgate-Provider") == "" {
+				t.Fatalf("headers = %v", resp.Header)
+			}
+
+			stream := e.post("/v1/chat/completions", strings.Replace(req, `"messages"`, `"stream":true,"stream_options":{"include_usage":true},"messages"`, 1), bearer(e.key))
+			if stream.StatusCode != http.StatusOK || !strings.HasPrefix(stream.Header.Get("Content-Type"), "text/event-stream") {
+				t.Fatalf("stream status %d %s", stream.StatusCode, stream.Header.Get("Content-Type"))
+			}
+			chunks, done := sseChunks(t, stream.Body)
+			if !done || !strings.Contains(streamText(chunks), strings.Fields(tc.want)[0]) {
+				t.Fatalf("stream: done %v, text %q", done, streamText(chunks))
+			}
+			last := chunks[len(chunks)-1]
+			if u, ok := last["usage"].(map[string]any); !ok || u["total_tokens"].(float64) == 0 {
+				t.Fatalf("last chunk has no usage: %v", last)
+			}
+			if stream.Trailer.Get("X-Tollgate-Cost") == "" {
+				t.Fatal("no cost trailer")
+			}
+		})
+	}
+	// Both calls of each model are priced in the spend log.
+	priced := 0
+	for _, l := range e.spendLogs() {
+		if (l.Model == "claude" || l.Model == "gemini") && l.Cost > 0 && l.Status == store.StatusSuccess {
+			priced++
+		}
+	}
+	if priced != 4 {
+		t.Fatalf("%d translated calls priced, want 4", priced)
+	}
+	// Other endpoints are refused clearly.
+	resp := e.post("/v1/embeddings", `{"model":"claude","input":"x"}`, bearer(e.key))
+	if got := readErr(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(got.Error.Message, "only chat completions") {
+		t.Fatalf("embeddings on anthropic: %d %+v", resp.StatusCode, got.Error)
+	}
+	// A request the format cannot carry is a 400 naming the field.
+	resp = e.post("/v1/chat/completions", `{"model":"claude","n":2,"messages":[{"role":"user","content":"Hi"}]}`, bearer(e.key))
+	if got := readErr(t, resp); resp.StatusCode != http.StatusBadRequest || got.Error.Param == nil {
+		t.Fatalf("n=2 on anthropic: %d %+v", resp.StatusCode, got.Error)
+	}
+}
