@@ -41,6 +41,12 @@ type Config struct {
 	AlertSecret      string        // HMAC-SHA256 key signing alert webhooks
 	AlertMaxAttempts int
 
+	// Routing.
+	Retries          int           // extra upstream attempts on 429, 5xx and transport errors
+	CooldownFailures int           // failures within CooldownWindow that take a deployment out
+	CooldownWindow   time.Duration //
+	CooldownPeriod   time.Duration // how long it stays out
+
 	// Metering.
 	MeterPushInterval time.Duration
 	MeterMaxAttempts  int
@@ -84,6 +90,16 @@ func Load(getenv func(string) string) (*Config, error) {
 			}
 			c.AlertWebhooks = append(c.AlertWebhooks, u)
 		}
+	}
+	c.Retries = int(e.int("TOLLGATE_RETRIES", 3))
+	c.CooldownFailures = int(e.int("TOLLGATE_COOLDOWN_FAILURES", 3))
+	c.CooldownWindow = e.duration("TOLLGATE_COOLDOWN_WINDOW", time.Minute)
+	c.CooldownPeriod = e.duration("TOLLGATE_COOLDOWN_PERIOD", 30*time.Second)
+	if c.Retries < 0 || c.Retries > 10 {
+		e.fail("TOLLGATE_RETRIES", "must be from 0 to 10")
+	}
+	if c.CooldownFailures < 1 {
+		e.fail("TOLLGATE_COOLDOWN_FAILURES", "must be at least 1")
 	}
 	c.MeterPushInterval = e.duration("TOLLGATE_METER_PUSH_INTERVAL", 30*time.Second)
 	c.MeterMaxAttempts = int(e.int("TOLLGATE_METER_MAX_ATTEMPTS", 12))

@@ -7,16 +7,18 @@ import (
 
 // Metrics are the gateway's Prometheus series.
 type Metrics struct {
-	Registry *prometheus.Registry
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	tokens   *prometheus.CounterVec
-	cost     *prometheus.CounterVec
-	queued   prometheus.GaugeFunc
-	inFlight prometheus.Gauge
-	refused  *prometheus.CounterVec
-	redisUp  prometheus.GaugeFunc
-	spooled  prometheus.GaugeFunc
+	Registry  *prometheus.Registry
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	tokens    *prometheus.CounterVec
+	cost      *prometheus.CounterVec
+	queued    prometheus.GaugeFunc
+	inFlight  prometheus.Gauge
+	refused   *prometheus.CounterVec
+	redisUp   prometheus.GaugeFunc
+	spooled   prometheus.GaugeFunc
+	retries   *prometheus.CounterVec
+	cooldowns *prometheus.CounterVec
 }
 
 // NewMetrics registers the series on a fresh registry; queued reports the
@@ -47,6 +49,12 @@ func NewMetrics(queued, spooled func() float64, redisUp func() bool) *Metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_requests_refused_total", Help: "Requests refused by governance, by reason (rate_limit, parallel, budget, deployment_limit).",
 		}, []string{"reason"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_upstream_retries_total", Help: "Upstream calls tried again after a 429, a 5xx or a transport failure, by model.",
+		}, []string{"model"}),
+		cooldowns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_deployment_cooldowns_total", Help: "Deployments taken out of routing after repeated failures, by model.",
+		}, []string{"model"}),
 		spooled: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_spend_logs_spooled", Help: "Spend logs waiting on local disk because PostgreSQL was unreachable (part of tollgate_spend_logs_queued).",
 		}, spooled),
@@ -59,7 +67,7 @@ func NewMetrics(queued, spooled func() float64, redisUp func() bool) *Metrics {
 			return 0
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.tokens, m.cost, m.queued, m.inFlight, m.refused, m.redisUp, m.spooled,
+	reg.MustRegister(m.requests, m.latency, m.tokens, m.cost, m.queued, m.inFlight, m.refused, m.redisUp, m.spooled, m.retries, m.cooldowns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

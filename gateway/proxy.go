@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"time"
 
 	"tollgate/gateway/openai"
@@ -29,6 +30,7 @@ type call struct {
 	errorMsg string
 	cost     float64
 	gov      *governed
+	attempts int // upstream calls made, retries included
 }
 
 // statusClientClosed marks requests whose caller went away (nginx's 499).
@@ -72,22 +74,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) *apiErro
 	if aerr := s.admit(r.Context(), w, c, deployments); aerr != nil {
 		return aerr
 	}
-	if aerr := s.choose(r.Context(), w, c, deployments); aerr != nil {
-		return aerr
-	}
-	body, err := c.req.upstreamBody(c.dep)
-	if err != nil {
-		return badRequest("", "Could not re-encode the request: "+err.Error())
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.UpstreamTimeout)
 	defer cancel()
-	upReq, aerr := s.upstreamRequest(ctx, c, body)
+	resp, aerr := s.attempt(ctx, w, r, c, deployments)
 	if aerr != nil {
 		return aerr
-	}
-	resp, err := s.client.Do(upReq)
-	if err != nil {
-		return s.transportError(r, c, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -103,6 +94,60 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) *apiErro
 		return s.relayStream(w, r, c, resp)
 	}
 	return s.relayBody(w, r, c, resp)
+}
+
+// attempt calls a deployment, and on 429, 5xx or a transport failure waits
+// and tries again, preferring deployments not tried yet and leaving out
+// those cooling down. Nothing has been sent to the caller yet, so retrying
+// is safe for streams too. The last answer is returned whatever it is.
+func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Request, c *call, deployments []*Deployment) (*http.Response, *apiError) {
+	var tried []*Deployment
+	for n := 0; ; n++ {
+		pool, aerr := s.available(c, deployments)
+		if aerr != nil {
+			return nil, aerr
+		}
+		if fresh := slices.DeleteFunc(slices.Clone(pool), func(d *Deployment) bool { return slices.Contains(tried, d) }); len(fresh) > 0 {
+			pool = fresh
+		}
+		if aerr := s.choose(ctx, w, c, pool); aerr != nil {
+			return nil, aerr
+		}
+		c.attempts++
+		body, err := c.req.upstreamBody(c.dep)
+		if err != nil {
+			return nil, badRequest("", "Could not re-encode the request: "+err.Error())
+		}
+		upReq, aerr := s.upstreamRequest(ctx, c, body)
+		if aerr != nil {
+			return nil, aerr
+		}
+		resp, err := s.client.Do(upReq)
+		if err == nil && !retryable(resp.StatusCode) {
+			s.cooldowns.succeeded(c.dep.ID)
+			return resp, nil
+		}
+		if err != nil && r.Context().Err() != nil {
+			return nil, s.transportError(r, c, err)
+		}
+		if s.cooldowns.failed(c.dep.ID, time.Now()) {
+			s.metrics.cooldowns.WithLabelValues(c.req.model).Inc()
+			s.log.Warn("deployment cooling down after repeated failures", "model", c.req.model, "deployment", c.dep.ID,
+				"provider", c.dep.Provider.Name, "for", s.opts.Retry.CooldownFor)
+		}
+		if n >= s.opts.Retry.Retries || !s.wait(ctx, n+1) {
+			if err != nil {
+				return nil, s.transportError(r, c, err)
+			}
+			return resp, nil
+		}
+		if resp != nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+		}
+		s.metrics.retries.WithLabelValues(c.req.model).Inc()
+		tried = append(tried, c.dep)
+	}
 }
 
 // choose picks a deployment by weight among those under their own RPM/TPM
@@ -202,6 +247,7 @@ func (s *Server) setAnswerHeaders(w http.ResponseWriter, c *call) {
 	h := w.Header()
 	h.Set("X-Tollgate-Model", c.dep.UpstreamModel)
 	h.Set("X-Tollgate-Provider", c.dep.Provider.Name)
+	h.Set("X-Tollgate-Attempts", strconv.Itoa(c.attempts))
 }
 
 // relayBody passes a whole answer through, with its cost in a header.

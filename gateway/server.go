@@ -27,19 +27,21 @@ type Options struct {
 	MaxBodyBytes    int64
 	UpstreamTimeout time.Duration
 	Limits          limits.Options
+	Retry           RetryOptions
 }
 
 // Server serves the gateway API.
 type Server struct {
-	st      *store.Store
-	rdb     *redis.Client
-	cache   *Cache
-	spend   *SpendWriter
-	guard   *limits.Guard
-	metrics *Metrics
-	client  *http.Client
-	opts    Options
-	log     *slog.Logger
+	st        *store.Store
+	rdb       *redis.Client
+	cache     *Cache
+	spend     *SpendWriter
+	guard     *limits.Guard
+	cooldowns *cooldowns
+	metrics   *Metrics
+	client    *http.Client
+	opts      Options
+	log       *slog.Logger
 }
 
 // New wires a gateway server from its parts.
@@ -52,8 +54,9 @@ func New(st *store.Store, rdb *redis.Client, cache *Cache, spend *SpendWriter, o
 		opts.Limits.SlotTTL = opts.UpstreamTimeout + time.Minute
 	}
 	guard := limits.New(rdb, opts.Limits)
+	opts.Retry.defaults()
 	return &Server{
-		st: st, rdb: rdb, cache: cache, spend: spend, guard: guard, opts: opts, log: log,
+		st: st, rdb: rdb, cache: cache, spend: spend, guard: guard, cooldowns: newCooldowns(opts.Retry), opts: opts, log: log,
 		metrics: NewMetrics(func() float64 { return float64(spend.Queued()) }, func() float64 { return float64(spend.Spooled()) }, guard.RedisUp),
 		client:  &http.Client{Transport: newTransport()},
 	}

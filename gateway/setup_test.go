@@ -51,6 +51,7 @@ type envOptions struct {
 	maxBodyBytes int64
 	timeout      time.Duration
 	limits       limits.Options
+	retry        *gateway.RetryOptions // nil: no retries and no cooldowns, so each test sees one upstream call per request
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -107,7 +108,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.timeout == 0 {
 		o.timeout = 30 * time.Second
 	}
-	srv := gateway.New(e.st, storetest.Redis(t), e.cache, e.spend, gateway.Options{MaxBodyBytes: o.maxBodyBytes, UpstreamTimeout: o.timeout, Limits: o.limits}, log)
+	retry := gateway.RetryOptions{Retries: -1, CooldownFailures: 1 << 30}
+	if o.retry != nil {
+		retry = *o.retry
+	}
+	srv := gateway.New(e.st, storetest.Redis(t), e.cache, e.spend, gateway.Options{MaxBodyBytes: o.maxBodyBytes, UpstreamTimeout: o.timeout,
+		Limits: o.limits, Retry: retry}, log)
 	go srv.Run(runCtx)
 	e.gw = httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {

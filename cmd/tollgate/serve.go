@@ -119,6 +119,8 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 		gw := gateway.New(a.st, a.rdb, cache, spend, gateway.Options{
 			MaxBodyBytes: cfg.MaxRequestBodyBytes, UpstreamTimeout: cfg.UpstreamTimeout,
 			Limits: limits.Options{Replicas: cfg.Replicas, Window: cfg.RateLimitWindow},
+			Retry: gateway.RetryOptions{Retries: retries(cfg.Retries), CooldownFailures: cfg.CooldownFailures,
+				CooldownWindow: cfg.CooldownWindow, CooldownFor: cfg.CooldownPeriod},
 		}, log)
 		go gw.Run(runCtx)
 		if err := meterMetrics.Register(gw.Registry()); err != nil {
@@ -237,4 +239,12 @@ func loopback(addr string) string {
 		return "127.0.0.1" + addr
 	}
 	return addr
+}
+
+// retries maps the setting to RetryOptions, where 0 means the default.
+func retries(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
