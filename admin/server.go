@@ -57,6 +57,7 @@ func (s *Server) Handler() http.Handler {
 	s.userRoutes(api)
 	s.keyRoutes(api)
 	s.budgetRoutes(api)
+	s.routingRoutes(api)
 	s.billingRoutes(api)
 	api.HandleFunc("/spend/logs", s.spendLogs).Methods(http.MethodGet).Name("spend.logs")
 	api.HandleFunc("/spend/report", s.spendReport).Methods(http.MethodGet).Name("spend.report")
@@ -80,7 +81,7 @@ func (s *Server) Handler() http.Handler {
 // reports wrong methods on subrouters as not found, so we ask it again.
 func allowedMethods(router *mux.Router, r *http.Request) []string {
 	var allowed []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		probe := r.Clone(r.Context())
 		probe.Method = m
 		var match mux.RouteMatch

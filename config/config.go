@@ -46,6 +46,7 @@ type Config struct {
 	CooldownFailures int           // failures within CooldownWindow that take a deployment out
 	CooldownWindow   time.Duration //
 	CooldownPeriod   time.Duration // how long it stays out
+	DefaultFallbacks []string      // models tried after a model's own fallbacks
 
 	// Metering.
 	MeterPushInterval time.Duration
@@ -92,6 +93,11 @@ func Load(getenv func(string) string) (*Config, error) {
 		}
 	}
 	c.Retries = int(e.int("TOLLGATE_RETRIES", 3))
+	for _, m := range strings.Split(e.str("TOLLGATE_DEFAULT_FALLBACKS", ""), ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			c.DefaultFallbacks = append(c.DefaultFallbacks, m)
+		}
+	}
 	c.CooldownFailures = int(e.int("TOLLGATE_COOLDOWN_FAILURES", 3))
 	c.CooldownWindow = e.duration("TOLLGATE_COOLDOWN_WINDOW", time.Minute)
 	c.CooldownPeriod = e.duration("TOLLGATE_COOLDOWN_PERIOD", 30*time.Second)

@@ -30,6 +30,8 @@ type catalog struct {
 	users       map[string]*store.User
 	budgets     map[string]*store.Budget // budget profiles by id
 	global      *store.GlobalBudget
+	groups      map[string]*store.ModelGroup // routing settings by model name
+	aliases     map[string]string            // alias -> model name
 }
 
 // Cache keeps what the hot path reads in memory and drops it as soon as
@@ -102,6 +104,14 @@ func (c *Cache) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	groups, err := c.st.AllModelGroups(ctx)
+	if err != nil {
+		return err
+	}
+	aliases, err := c.st.AllModelAliases(ctx)
+	if err != nil {
+		return err
+	}
 	byID := map[string]*store.Provider{}
 	keys := map[string]string{}
 	for i := range providers {
@@ -113,7 +123,14 @@ func (c *Cache) Load(ctx context.Context) error {
 		}
 	}
 	cat := &catalog{deployments: map[string][]*Deployment{}, teams: map[string]*store.Team{},
-		users: map[string]*store.User{}, budgets: map[string]*store.Budget{}, global: global}
+		users: map[string]*store.User{}, budgets: map[string]*store.Budget{}, global: global,
+		groups: map[string]*store.ModelGroup{}, aliases: map[string]string{}}
+	for i := range groups {
+		cat.groups[groups[i].ModelName] = &groups[i]
+	}
+	for _, a := range aliases {
+		cat.aliases[a.Alias] = a.ModelName
+	}
 	for i := range models {
 		m := models[i]
 		p, ok := byID[m.ProviderID]
@@ -158,6 +175,17 @@ func (c *Cache) User(id *string) *store.User {
 		return nil
 	}
 	return c.catalog.Load().users[*id]
+}
+
+// Group returns a model's routing settings; nil means by weight, no fallbacks.
+func (c *Cache) Group(model string) *store.ModelGroup { return c.catalog.Load().groups[model] }
+
+// Resolve turns an alias into its model name; other names are returned as they are.
+func (c *Cache) Resolve(model string) string {
+	if m, ok := c.catalog.Load().aliases[model]; ok {
+		return m
+	}
+	return model
 }
 
 // Global returns the global budget.

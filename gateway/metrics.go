@@ -19,6 +19,7 @@ type Metrics struct {
 	spooled   prometheus.GaugeFunc
 	retries   *prometheus.CounterVec
 	cooldowns *prometheus.CounterVec
+	fallbacks *prometheus.CounterVec
 }
 
 // NewMetrics registers the series on a fresh registry; queued reports the
@@ -55,6 +56,9 @@ func NewMetrics(queued, spooled func() float64, redisUp func() bool) *Metrics {
 		cooldowns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_deployment_cooldowns_total", Help: "Deployments taken out of routing after repeated failures, by model.",
 		}, []string{"model"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_fallbacks_total", Help: "Requests sent on to a fallback model after the model asked for failed, by the model asked for.",
+		}, []string{"model"}),
 		spooled: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_spend_logs_spooled", Help: "Spend logs waiting on local disk because PostgreSQL was unreachable (part of tollgate_spend_logs_queued).",
 		}, spooled),
@@ -67,7 +71,7 @@ func NewMetrics(queued, spooled func() float64, redisUp func() bool) *Metrics {
 			return 0
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.tokens, m.cost, m.queued, m.inFlight, m.refused, m.redisUp, m.spooled, m.retries, m.cooldowns,
+	reg.MustRegister(m.requests, m.latency, m.tokens, m.cost, m.queued, m.inFlight, m.refused, m.redisUp, m.spooled, m.retries, m.cooldowns, m.fallbacks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -30,7 +30,9 @@ type call struct {
 	errorMsg string
 	cost     float64
 	gov      *governed
-	attempts int // upstream calls made, retries included
+	attempts int       // upstream calls made, retries and fallbacks included
+	strategy string    // how the current model's deployments are chosen
+	busy     *depStats // the deployment this request counts as in flight on
 }
 
 // statusClientClosed marks requests whose caller went away (nginx's 499).
@@ -49,6 +51,9 @@ func (s *Server) llmHandler(ep endpoint) http.Handler {
 				writeError(w, err)
 			}
 		}
+		if c.busy != nil {
+			c.busy.inFlight.Add(-1)
+		}
 		s.settle(c)
 		s.account(c)
 	})
@@ -63,6 +68,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) *apiErro
 	if c.req, aerr = readRequest(w, r, c.ep, s.opts.MaxBodyBytes); aerr != nil {
 		return aerr
 	}
+	c.req.model = s.cache.Resolve(c.req.model)
 	deployments := s.cache.Deployments(c.req.model)
 	if len(deployments) == 0 {
 		return modelNotFound(fmt.Sprintf("The model %q does not exist or has no enabled deployment. GET /v1/models lists the models your key may use.", c.req.model))
@@ -76,7 +82,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) *apiErro
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.UpstreamTimeout)
 	defer cancel()
-	resp, aerr := s.attempt(ctx, w, r, c, deployments)
+	resp, aerr := s.route(ctx, w, r, c)
 	if aerr != nil {
 		return aerr
 	}
@@ -94,6 +100,51 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) *apiErro
 		return s.relayStream(w, r, c, resp)
 	}
 	return s.relayBody(w, r, c, resp)
+}
+
+// route tries the model asked for and then its fallbacks, each with its
+// own retries, keeping to deployments whose context window fits. The
+// answer names the deployment that gave it.
+func (s *Server) route(ctx context.Context, w http.ResponseWriter, r *http.Request, c *call) (*http.Response, *apiError) {
+	var (
+		lastResp *http.Response
+		lastErr  *apiError
+		tooLong  bool
+	)
+	for i, model := range s.chain(c.req.model) {
+		ds := s.cache.Deployments(model)
+		if len(ds) == 0 || (i > 0 && !CanUseModel(c.key, c.team, model)) {
+			continue
+		}
+		if ds = fits(c, ds); len(ds) == 0 {
+			tooLong = true
+			continue
+		}
+		if lastResp != nil {
+			io.Copy(io.Discard, io.LimitReader(lastResp.Body, 64<<10))
+			lastResp.Body.Close()
+			lastResp = nil
+		}
+		if i > 0 {
+			s.metrics.fallbacks.WithLabelValues(c.req.model).Inc()
+		}
+		c.strategy = ""
+		if g := s.cache.Group(model); g != nil {
+			c.strategy = g.Strategy
+		}
+		resp, aerr := s.attempt(ctx, w, r, c, ds)
+		if !fallbackWorthy(aerr, resp) || ctx.Err() != nil {
+			return resp, aerr
+		}
+		lastResp, lastErr = resp, aerr
+	}
+	if lastResp != nil || lastErr != nil {
+		return lastResp, lastErr
+	}
+	if tooLong {
+		return nil, contextTooLong(c)
+	}
+	return nil, modelNotFound(fmt.Sprintf("The model %q has no deployment the gateway can use.", c.req.model))
 }
 
 // attempt calls a deployment, and on 429, 5xx or a transport failure waits
@@ -114,6 +165,12 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 			return nil, aerr
 		}
 		c.attempts++
+		if c.busy != nil {
+			c.busy.inFlight.Add(-1)
+		}
+		c.busy = s.stats.of(c.dep.ID)
+		c.busy.inFlight.Add(1)
+		began := time.Now()
 		body, err := c.req.upstreamBody(c.dep)
 		if err != nil {
 			return nil, badRequest("", "Could not re-encode the request: "+err.Error())
@@ -125,6 +182,7 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 		resp, err := s.client.Do(upReq)
 		if err == nil && !retryable(resp.StatusCode) {
 			s.cooldowns.succeeded(c.dep.ID)
+			c.busy.observe(time.Since(began).Seconds())
 			return resp, nil
 		}
 		if err != nil && r.Context().Err() != nil {
@@ -156,7 +214,7 @@ func (s *Server) choose(ctx context.Context, w http.ResponseWriter, c *call, dep
 	rest := deployments
 	wait := time.Duration(0)
 	for len(rest) > 0 {
-		d := pickDeployment(rest)
+		d := s.pick(c.strategy, rest)
 		ok, retry := s.chargeDeployment(ctx, c, d)
 		if ok {
 			c.dep = d
@@ -336,13 +394,14 @@ func (s *Server) account(c *call) {
 		outcome = store.StatusFailure
 	}
 	depID := c.dep.ID
+	s.stats.of(depID).used(c.usage.PromptTokens+c.usage.CompletionTokens, time.Now())
 	s.spend.Add(store.SpendLog{
 		RequestID:    c.id,
 		CreatedAt:    c.start,
 		KeyID:        &c.key.ID,
 		TeamID:       c.key.TeamID,
 		UserID:       c.key.UserID,
-		Model:        model,
+		Model:        c.dep.ModelName, // the model that answered, after any fallback
 		Provider:     c.dep.Provider.Name,
 		DeploymentID: &depID,
 		Endpoint:     c.ep.name,

@@ -28,6 +28,8 @@ type Options struct {
 	UpstreamTimeout time.Duration
 	Limits          limits.Options
 	Retry           RetryOptions
+	// DefaultFallbacks are tried, in order, after a model's own fallbacks.
+	DefaultFallbacks []string
 }
 
 // Server serves the gateway API.
@@ -38,6 +40,7 @@ type Server struct {
 	spend     *SpendWriter
 	guard     *limits.Guard
 	cooldowns *cooldowns
+	stats     routeStats
 	metrics   *Metrics
 	client    *http.Client
 	opts      Options

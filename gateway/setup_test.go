@@ -52,6 +52,7 @@ type envOptions struct {
 	timeout      time.Duration
 	limits       limits.Options
 	retry        *gateway.RetryOptions // nil: no retries and no cooldowns, so each test sees one upstream call per request
+	fallbacks    []string              // default fallbacks
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -113,7 +114,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		retry = *o.retry
 	}
 	srv := gateway.New(e.st, storetest.Redis(t), e.cache, e.spend, gateway.Options{MaxBodyBytes: o.maxBodyBytes, UpstreamTimeout: o.timeout,
-		Limits: o.limits, Retry: retry}, log)
+		Limits: o.limits, Retry: retry, DefaultFallbacks: o.fallbacks}, log)
 	go srv.Run(runCtx)
 	e.gw = httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {

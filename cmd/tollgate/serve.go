@@ -121,6 +121,7 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 			Limits: limits.Options{Replicas: cfg.Replicas, Window: cfg.RateLimitWindow},
 			Retry: gateway.RetryOptions{Retries: retries(cfg.Retries), CooldownFailures: cfg.CooldownFailures,
 				CooldownWindow: cfg.CooldownWindow, CooldownFor: cfg.CooldownPeriod},
+			DefaultFallbacks: cfg.DefaultFallbacks,
 		}, log)
 		go gw.Run(runCtx)
 		if err := meterMetrics.Register(gw.Registry()); err != nil {
