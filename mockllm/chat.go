@@ -140,9 +140,7 @@ func (req *chatRequest) generate() (generation, *apiError) {
 		}
 	}
 
-	texts := make([]string, len(req.Messages))
-	hashParts := make([]string, 0, 2*len(req.Messages))
-	answerTo := len(req.Messages) - 1 // the last user turn, else the last message
+	turns := make([]turn, len(req.Messages))
 	for i, m := range req.Messages {
 		if m.Role == "" {
 			return generation{}, missingParam(fmt.Sprintf("messages[%d].role", i))
@@ -155,14 +153,9 @@ func (req *chatRequest) generate() (generation, *apiError) {
 		if e != nil {
 			return generation{}, e
 		}
-		texts[i] = text
-		hashParts = append(hashParts, m.Role, text)
-		if m.Role == "user" {
-			answerTo = i
-		}
+		turns[i] = turn{role: m.Role, text: text}
 	}
-	promptTokens := EstimateTokens(strings.Join(texts, "")) + 3*len(texts) + 3
-	return generate(texts[answerTo], hashStrings(hashParts...), promptTokens, maxTokens), nil
+	return newConversation(turns).answer(maxTokens), nil
 }
 
 // messageText extracts the text of a message's content: a string, null, or

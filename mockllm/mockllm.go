@@ -1,8 +1,10 @@
-// Package mockllm is a fake LLM provider that speaks the OpenAI HTTP wire
-// format. It lets the gateway be exercised in trials, tests and benchmarks
-// without provider keys, cost or nondeterministic answers.
+// Package mockllm is a fake LLM provider that speaks the wire formats the
+// gateway reaches: OpenAI, Anthropic Messages, and Google's generateContent
+// (Gemini API and Vertex AI). It lets the gateway and every provider adapter
+// be exercised end to end over HTTP in trials, tests and benchmarks without
+// provider keys, cost or nondeterministic answers.
 //
-// Endpoints (each also served without the /v1 prefix):
+// OpenAI endpoints (each also served without the /v1 prefix):
 //
 //	POST /v1/chat/completions  chat; "stream": true gives server-sent events
 //	POST /v1/completions       legacy text completions
@@ -10,16 +12,49 @@
 //	GET  /v1/models            a fixed model list (also /v1/models/{id})
 //	GET  /health               200 "ok", never authenticated
 //
+// Anthropic Messages (needs anthropic-version and max_tokens; "stream":
+// true gives Anthropic's named events):
+//
+//	POST /v1/messages
+//
+// Google generateContent, on the Gemini API and on Vertex AI; the stream
+// method gives server-sent events with ?alt=sse, otherwise a JSON array
+// streamed element by element:
+//
+//	POST /v1beta/models/{model}:generateContent
+//	POST /v1beta/models/{model}:streamGenerateContent
+//	POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent
+//	POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:streamGenerateContent
+//
+// Each format answers errors in its own envelope. When Options.APIKey is set,
+// OpenAI wants "Authorization: Bearer <key>", Anthropic the key in x-api-key
+// (else 401 authentication_error), the Gemini API the key in x-goog-api-key
+// or ?key= (none: 403 PERMISSION_DENIED; wrong: 400 API_KEY_INVALID), and
+// Vertex AI any non-empty bearer token (else 401 UNAUTHENTICATED), since the
+// mock cannot check tokens minted for a service account.
+//
 // Answers depend only on the request, so identical requests get identical
 // content and usage; EstimateTokens documents how usage is counted. Any
-// model name is accepted and echoed back.
+// model name is accepted and echoed back. Every format reduces a request to
+// the same turns (a system prompt or systemInstruction is a leading system
+// turn, Gemini's model role is assistant; text parts and tool results are
+// joined by newlines), so a chat request and its translation into another
+// format get the same answer text and usage. Gemini's candidateCount gives
+// that many candidates, each a different answer; the first is the shared one.
 //
-// Test hooks, read from request headers on the POST endpoints:
+// Tool rule (Anthropic and Gemini): when the request declares tools and its
+// last user turn mentions "weather" (any case) and holds no tool result, the
+// answer text is followed by a call to the first tool with input {}: a
+// tool_use block and stop_reason tool_use, or a functionCall part with
+// finishReason STOP. An answer cut by max tokens never calls a tool.
+//
+// Test hooks, read from request headers on the POST endpoints of every
+// format:
 //
 //	x-mock-latency-ms: N  use exactly N ms of latency for this request
 //	                      (replaces Options.Latency and Options.Jitter)
-//	x-mock-status: S      answer with HTTP status S (400-599) in an OpenAI
-//	                      error envelope, e.g. 429, 500 or 503
+//	x-mock-status: S      answer with HTTP status S (400-599) in the format's
+//	                      error envelope, e.g. 429, 500, 503 or Anthropic's 529
 //
 // Forced (x-mock-status) and injected (Options.ErrorRate) errors are answered
 // at once, without latency, and before the body is validated.
@@ -43,8 +78,8 @@ import (
 type Options struct {
 	Latency   time.Duration // added before the answer; streams send the first chunk after Latency/2 and spread the rest
 	Jitter    time.Duration // uniform random extra 0..Jitter on top of Latency
-	ErrorRate float64       // 0..1: fraction of requests answered with HTTP 500 in the OpenAI error envelope
-	APIKey    string        // when non-empty, requests must carry "Authorization: Bearer <APIKey>"
+	ErrorRate float64       // 0..1: fraction of requests answered with HTTP 500 in the format's error envelope
+	APIKey    string        // when non-empty, requests must carry it as their format does (see the package doc)
 	Seed      int64         // seeds the random source used for jitter and errors (0 = time-based)
 }
 
@@ -72,6 +107,10 @@ func NewHandler(opts Options) http.Handler {
 		mux.Handle("GET "+prefix+"/models", s.authed(http.HandlerFunc(listModels)))
 		mux.Handle("GET "+prefix+"/models/{id}", s.authed(http.HandlerFunc(getModel)))
 	}
+	mux.Handle("POST /v1/messages", s.anthropicAuthed(s.hooked(writeAnthropicError, s.messages)))
+	mux.Handle("POST /v1beta/models/{call}", s.googleKeyAuthed(s.hooked(writeGoogleError, s.generateContent)))
+	mux.Handle("POST /v1/projects/{project}/locations/{location}/publishers/google/models/{call}",
+		s.vertexAuthed(s.hooked(writeGoogleError, s.generateContent)))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))
@@ -149,21 +188,30 @@ func (s *server) authed(next http.Handler) http.Handler {
 	})
 }
 
-// generation wraps a model endpoint with auth, the test hooks and failure
-// injection, and hands it the latency to apply.
+// generation wraps an OpenAI model endpoint with auth, the test hooks and
+// failure injection, and hands it the latency to apply.
 func (s *server) generation(h genHandler) http.Handler {
-	return s.authed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.authed(s.hooked(writeError, h))
+}
+
+// errorWriter renders an error in one wire format's envelope.
+type errorWriter func(w http.ResponseWriter, e *apiError)
+
+// hooked applies the test hooks and failure injection of every wire format,
+// answering errors in that format's envelope.
+func (s *server) hooked(fail errorWriter, h genHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e := forcedError(r.Header.Get("x-mock-status")); e != nil {
-			writeError(w, e)
+			fail(w, e)
 			return
 		}
 		delay, e := s.delay(r.Header.Get("x-mock-latency-ms"))
 		if e != nil {
-			writeError(w, e)
+			fail(w, e)
 			return
 		}
 		if s.fail() {
-			writeError(w, &apiError{
+			fail(w, &apiError{
 				Status:  http.StatusInternalServerError,
 				Message: "mock-llm injected failure",
 				Type:    typeServerError,
@@ -171,7 +219,7 @@ func (s *server) generation(h genHandler) http.Handler {
 			return
 		}
 		h(w, r, delay)
-	}))
+	})
 }
 
 // forcedError turns an x-mock-status header into the error to answer with;

@@ -81,41 +81,53 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *apiError {
 	return nil
 }
 
-// streamSSE writes events as OpenAI-style server-sent events, flushing each
-// one, then the [DONE] sentinel. The first event waits delay/2 (time to first
-// token) and the rest of delay is spread over the remaining events. It stops
-// as soon as the client goes away.
+// streamSSE writes events as OpenAI-style server-sent events, then the
+// [DONE] sentinel, with streamFrames' timing.
 func streamSSE[T any](w http.ResponseWriter, r *http.Request, delay time.Duration, events []T) {
+	frames := make([][]byte, 0, len(events))
+	for _, ev := range events {
+		data, err := json.Marshal(ev)
+		if err != nil {
+			return
+		}
+		frames = append(frames, fmt.Appendf(nil, "data: %s\n\n", data))
+	}
+	streamFrames(w, r, "text/event-stream", delay, frames, []byte("data: [DONE]\n\n"))
+}
+
+// streamFrames writes the encoded frames of a stream, flushing each one,
+// then tail (if any) right after the last. The first frame waits delay/2
+// (time to first token) and the rest of delay is spread over the remaining
+// frames. It stops as soon as the client goes away.
+func streamFrames(w http.ResponseWriter, r *http.Request, contentType string, delay time.Duration, frames [][]byte, tail []byte) {
 	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Cache-Control", "no-cache")
 
 	first := delay / 2
 	var gap time.Duration
-	if len(events) > 1 {
-		gap = (delay - first) / time.Duration(len(events)-1)
+	if len(frames) > 1 {
+		gap = (delay - first) / time.Duration(len(frames)-1)
 	}
-	send := func(data []byte) bool {
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
+	send := func(frame []byte) bool {
+		if _, err := w.Write(frame); err != nil {
 			return false
 		}
 		err := rc.Flush()
 		return err == nil || errors.Is(err, http.ErrNotSupported)
 	}
-	for i, ev := range events {
+	for i, frame := range frames {
 		wait := gap
 		if i == 0 {
 			wait = first
 		}
-		if !sleep(r.Context(), wait) {
-			return
-		}
-		data, err := json.Marshal(ev)
-		if err != nil || !send(data) {
+		if !sleep(r.Context(), wait) || !send(frame) {
 			return
 		}
 	}
-	send([]byte("[DONE]"))
+	if tail != nil {
+		send(tail)
+	}
 }
 
 // usage is the OpenAI token accounting object.
