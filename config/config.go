@@ -47,6 +47,7 @@ type Config struct {
 	CooldownWindow   time.Duration //
 	CooldownPeriod   time.Duration // how long it stays out
 	DefaultFallbacks []string      // models tried after a model's own fallbacks
+	HealthInterval   time.Duration // how often each deployment is probed
 
 	// Metering.
 	MeterPushInterval time.Duration
@@ -93,6 +94,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		}
 	}
 	c.Retries = int(e.int("TOLLGATE_RETRIES", 3))
+	c.HealthInterval = e.duration("TOLLGATE_HEALTH_CHECK_INTERVAL", time.Minute)
 	for _, m := range strings.Split(e.str("TOLLGATE_DEFAULT_FALLBACKS", ""), ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			c.DefaultFallbacks = append(c.DefaultFallbacks, m)

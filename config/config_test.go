@@ -46,6 +46,7 @@ func TestLoadDefaults(t *testing.T) {
 		MeterMaxAttempts:    12,
 		MeterLease:          2 * time.Minute,
 		Retries:             3,
+		HealthInterval:      time.Minute,
 		CooldownFailures:    3,
 		CooldownWindow:      time.Minute,
 		CooldownPeriod:      30 * time.Second,
@@ -106,7 +107,7 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		Replicas: 3, RateLimitWindow: 10 * time.Second, SpendMaxQueued: 500, SpoolDir: "/var/lib/tollgate/spool",
 		AlertWebhooks: []string{"https://hooks.internal/a", "http://alerts.internal/b"}, AlertSecret: "whsec", AlertMaxAttempts: 4,
 		MeterPushInterval: 5 * time.Second, MeterMaxAttempts: 3, MeterLease: 45 * time.Second,
-		Retries: 3, CooldownFailures: 3, CooldownWindow: time.Minute, CooldownPeriod: 30 * time.Second,
+		Retries: 3, HealthInterval: time.Minute, CooldownFailures: 3, CooldownWindow: time.Minute, CooldownPeriod: 30 * time.Second,
 		Sinks: []config.DeclaredSink{
 			{Name: "amberflo", Type: "amberflo", Secret: "aflo-key", Config: map[string]string{"cost_meter": "ai_cost"}},
 			{Name: "webhook", Type: "webhook", URL: "https://billing.internal/usage", Secret: "whsec-billing"},

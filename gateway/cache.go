@@ -32,6 +32,7 @@ type catalog struct {
 	global      *store.GlobalBudget
 	groups      map[string]*store.ModelGroup // routing settings by model name
 	aliases     map[string]string            // alias -> model name
+	unhealthy   map[string]bool              // deployment ids whose last health probe failed
 }
 
 // Cache keeps what the hot path reads in memory and drops it as soon as
@@ -112,6 +113,10 @@ func (c *Cache) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	health, err := c.st.AllHealth(ctx)
+	if err != nil {
+		return err
+	}
 	byID := map[string]*store.Provider{}
 	keys := map[string]string{}
 	for i := range providers {
@@ -124,7 +129,12 @@ func (c *Cache) Load(ctx context.Context) error {
 	}
 	cat := &catalog{deployments: map[string][]*Deployment{}, teams: map[string]*store.Team{},
 		users: map[string]*store.User{}, budgets: map[string]*store.Budget{}, global: global,
-		groups: map[string]*store.ModelGroup{}, aliases: map[string]string{}}
+		groups: map[string]*store.ModelGroup{}, aliases: map[string]string{}, unhealthy: map[string]bool{}}
+	for id, h := range health {
+		if !h.Healthy {
+			cat.unhealthy[id] = true
+		}
+	}
 	for i := range groups {
 		cat.groups[groups[i].ModelName] = &groups[i]
 	}
@@ -176,6 +186,9 @@ func (c *Cache) User(id *string) *store.User {
 	}
 	return c.catalog.Load().users[*id]
 }
+
+// Unhealthy reports whether a deployment's last health probe failed.
+func (c *Cache) Unhealthy(id string) bool { return c.catalog.Load().unhealthy[id] }
 
 // Group returns a model's routing settings; nil means by weight, no fallbacks.
 func (c *Cache) Group(model string) *store.ModelGroup { return c.catalog.Load().groups[model] }

@@ -98,7 +98,12 @@ func (s *Server) available(c *call, ds []*Deployment) ([]*Deployment, *apiError)
 	now := time.Now()
 	var out []*Deployment
 	soonest := time.Time{}
+	unhealthy := 0
 	for _, d := range ds {
+		if s.cache.Unhealthy(d.ID) {
+			unhealthy++
+			continue
+		}
 		if cool, until := s.cooldowns.cooling(d.ID, now); cool {
 			if soonest.IsZero() || until.Before(soonest) {
 				soonest = until
@@ -106,6 +111,10 @@ func (s *Server) available(c *call, ds []*Deployment) ([]*Deployment, *apiError)
 			continue
 		}
 		out = append(out, d)
+	}
+	if len(out) == 0 && unhealthy == len(ds) {
+		return nil, upstreamFailed(http.StatusServiceUnavailable, fmt.Sprintf(
+			"Every deployment of model %q failed its last health check; an admin can see why on the Models page.", c.req.model))
 	}
 	if len(out) == 0 {
 		return nil, upstreamFailed(http.StatusServiceUnavailable, fmt.Sprintf(

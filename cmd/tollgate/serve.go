@@ -143,6 +143,10 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 	meter := &jobs.Meter{St: a.st, MaxAttempts: cfg.MeterMaxAttempts, Lease: cfg.MeterLease, Metrics: meterMetrics, Log: log,
 		Client: &http.Client{Timeout: 30 * time.Second}}
 	all := append(jobs.Default(a.st), jobs.BudgetJobs(a.st, alerts)...)
+	probeClient := &http.Client{Timeout: 20 * time.Second}
+	all = append(all, jobs.HealthJob(a.st, func(ctx context.Context, m store.Model, p *store.Provider, key string) (time.Duration, error) {
+		return gateway.Probe(ctx, probeClient, m, p, key)
+	}, cfg.HealthInterval, log))
 	sched, err := jobs.New(a.st, log, append(all, jobs.MeterJob(meter, cfg.MeterPushInterval)))
 	if err != nil {
 		return err
