@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"tollgate/mockllm"
 	"tollgate/store"
 )
 
@@ -211,5 +212,54 @@ func TestTranslatedProvidersThroughTheGateway(t *testing.T) {
 	resp = e.post("/v1/chat/completions", `{"model":"claude","n":2,"messages":[{"role":"user","content":"Hi"}]}`, bearer(e.key))
 	if got := readErr(t, resp); resp.StatusCode != http.StatusBadRequest || got.Error.Param == nil {
 		t.Fatalf("n=2 on anthropic: %d %+v", resp.StatusCode, got.Error)
+	}
+}
+
+// TestToolCallsThroughTranslatedProviders drives the gateway against
+// mock-llm speaking Anthropic's and Gemini's own formats: a tool call comes
+// back in OpenAI's shape, streamed and not.
+func TestToolCallsThroughTranslatedProviders(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	mock := httptest.NewServer(mockllm.NewHandler(mockllm.Options{APIKey: "provider-key"}))
+	t.Cleanup(mock.Close)
+	e.deploy("anthropic", mock.URL, "provider-key", "claude", "mock-claude", `{}`)
+	e.deploy("gemini", mock.URL, "provider-key", "gemini", "mock-gemini", `{}`)
+	for _, model := range []string{"claude", "gemini"} {
+		req := `{"model":"` + model + `","messages":[{"role":"user","content":"What is the weather in Paris?"}],
+			"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]}`
+		resp := e.post("/v1/chat/completions", req, bearer(e.key))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", model, resp.StatusCode, readErr(t, resp).Error.Message)
+		}
+		var answer struct {
+			Choices []struct {
+				FinishReason string `json:"finish_reason"`
+				Message      struct {
+					ToolCalls []struct {
+						Function struct{ Name, Arguments string }
+					} `json:"tool_calls"`
+				}
+			}
+		}
+		json.NewDecoder(resp.Body).Decode(&answer)
+		if len(answer.Choices) != 1 || answer.Choices[0].FinishReason != "tool_calls" || len(answer.Choices[0].Message.ToolCalls) != 1 ||
+			answer.Choices[0].Message.ToolCalls[0].Function.Name != "get_weather" {
+			t.Fatalf("%s answer = %+v", model, answer)
+		}
+		stream := e.post("/v1/chat/completions", strings.Replace(req, `"messages"`, `"stream":true,"messages"`, 1), bearer(e.key))
+		chunks, done := sseChunks(t, stream.Body)
+		named := false
+		for _, c := range chunks {
+			for _, ch := range c["choices"].([]any) {
+				d, _ := ch.(map[string]any)["delta"].(map[string]any)
+				if calls, ok := d["tool_calls"].([]any); ok {
+					f := calls[0].(map[string]any)["function"].(map[string]any)
+					named = named || f["name"] == "get_weather"
+				}
+			}
+		}
+		if !done || !named {
+			t.Fatalf("%s stream: done %v, tool named %v", model, done, named)
+		}
 	}
 }
