@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"tollgate/gateway/anthropic"
 	"tollgate/gateway/bedrock"
@@ -67,6 +69,13 @@ func target(d *Deployment) openai.Target {
 // upstreamRequest builds the call to the chosen deployment in its format.
 func (s *Server) upstreamRequest(ctx context.Context, c *call, body []byte) (*http.Request, *apiError) {
 	f, translated := formatOf(c.dep)
+	if c.dep.Provider.Type == "azure" {
+		req, err := azureRequest(ctx, target(c.dep), c.ep.path, body, c.req.stream)
+		if err != nil {
+			return nil, upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Provider %s is not set up correctly: %s", c.dep.Provider.Name, redact(err)))
+		}
+		return req, nil
+	}
 	if !translated {
 		req, err := openai.NewRequest(ctx, c.dep.Provider.APIBase, c.ep.path, c.dep.APIKey, body, c.req.stream)
 		if err != nil {
@@ -151,4 +160,28 @@ func writeStreamError(w io.Writer, msg string) {
 	env.Error.Message, env.Error.Type, env.Error.Code = msg, "upstream_error", "upstream_error"
 	b, _ := json.Marshal(env)
 	fmt.Fprintf(w, "data: %s\n\n", b)
+}
+
+// azureAPIVersion is the Azure OpenAI data-plane version used when the
+// provider's config names none.
+const azureAPIVersion = "2024-10-21"
+
+// azureRequest calls an Azure OpenAI deployment: the OpenAI body goes to
+// {api_base}/openai/deployments/{deployment}{path}?api-version=…, with the
+// key in an api-key header. The deployment is the model's upstream name.
+func azureRequest(ctx context.Context, t openai.Target, path string, body []byte, stream bool) (*http.Request, error) {
+	if t.BaseURL == "" {
+		return nil, errors.New("api_base must be the resource URL, like https://my-resource.openai.azure.com")
+	}
+	version := t.Config["api_version"]
+	if version == "" {
+		version = azureAPIVersion
+	}
+	u := strings.TrimRight(t.BaseURL, "/") + "/openai/deployments/" + url.PathEscape(t.Model) + path + "?api-version=" + url.QueryEscape(version)
+	req, err := openai.NewRequest(ctx, u, "", "", body, stream)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("api-key", t.APIKey)
+	return req, nil
 }

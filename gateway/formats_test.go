@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"tollgate/mockllm"
@@ -261,5 +262,33 @@ func TestToolCallsThroughTranslatedProviders(t *testing.T) {
 		if !done || !named {
 			t.Fatalf("%s stream: done %v, tool named %v", model, done, named)
 		}
+	}
+}
+
+// TestAzureDeployments calls an Azure OpenAI resource: deployment in the
+// path, api-version in the query, the key in api-key.
+func TestAzureDeployments(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	mock := mockllm.NewHandler(mockllm.Options{})
+	var bad atomic.Value
+	azure := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest, ok := strings.CutPrefix(r.URL.Path, "/openai/deployments/my-gpt4o/")
+		if !ok || r.URL.Query().Get("api-version") != "2025-01-01-preview" || r.Header.Get("Api-Key") != "azure-key" || r.Header.Get("Authorization") != "" {
+			bad.Store(r.URL.String())
+			http.Error(w, `{"error":{"code":"404","message":"Resource not found"}}`, http.StatusNotFound)
+			return
+		}
+		r.URL.Path = "/v1/" + rest
+		mock.ServeHTTP(w, r)
+	}))
+	t.Cleanup(azure.Close)
+	e.deploy("azure", azure.URL, "azure-key", "gpt-4o", "my-gpt4o", `{"api_version":"2025-01-01-preview"}`)
+	resp := e.post("/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"hello azure"}]}`, bearer(e.key))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("chat: %d (bad request line %v)", resp.StatusCode, bad.Load())
+	}
+	stream := e.post("/v1/chat/completions", `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hello azure"}]}`, bearer(e.key))
+	if chunks, done := sseChunks(t, stream.Body); !done || !strings.Contains(streamText(chunks), "hello azure") {
+		t.Fatalf("stream: done %v text %q", done, streamText(chunks))
 	}
 }

@@ -24,6 +24,12 @@ func Probe(ctx context.Context, client *http.Client, m store.Model, p *store.Pro
 	)
 	f, translated := formatOf(d)
 	switch {
+	case p.Type == "azure":
+		path, body := endpointChat.path, probeChat(m.UpstreamModel)
+		if embed {
+			path, body = endpointEmbeddings.path, []byte(`{"input":"ping"}`)
+		}
+		req, err = azureRequest(ctx, target(d), path, body, false)
 	case translated:
 		req, err = f.newChat(ctx, target(d), probeChat(m.UpstreamModel), false)
 	case embed:
