@@ -66,36 +66,40 @@ func target(d *Deployment) openai.Target {
 	return openai.Target{BaseURL: d.Provider.APIBase, APIKey: d.APIKey, Model: d.UpstreamModel, Config: cfg}
 }
 
-// upstreamRequest builds the call to the chosen deployment in its format.
-func (s *Server) upstreamRequest(ctx context.Context, c *call, body []byte) (*http.Request, *apiError) {
-	f, translated := formatOf(c.dep)
-	if c.dep.Provider.Type == "azure" {
-		req, err := azureRequest(ctx, target(c.dep), c.ep.path, body, c.req.stream)
-		if err != nil {
-			return nil, upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Provider %s is not set up correctly: %s", c.dep.Provider.Name, redact(err)))
-		}
-		return req, nil
+// errNotChat is asking a translated provider for anything but chat.
+var errNotChat = errors.New("only chat completions")
+
+// requestFor builds the HTTP call of ep to a deployment in its wire
+// format; the proxy and the health probe both use it.
+func requestFor(ctx context.Context, d *Deployment, ep endpoint, body []byte, stream bool) (*http.Request, error) {
+	if d.Provider.Type == "azure" {
+		return azureRequest(ctx, target(d), ep.path, body, stream)
 	}
+	f, translated := formatOf(d)
 	if !translated {
-		req, err := openai.NewRequest(ctx, c.dep.Provider.APIBase, c.ep.path, c.dep.APIKey, body, c.req.stream)
-		if err != nil {
-			return nil, upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Provider %s has an unusable api_base: %v", c.dep.Provider.Name, err))
-		}
+		return openai.NewRequest(ctx, d.Provider.APIBase, ep.path, d.APIKey, body, stream)
+	}
+	if ep != endpointChat {
+		return nil, errNotChat
+	}
+	return f.newChat(ctx, target(d), body, stream)
+}
+
+// upstreamRequest builds the call to the chosen deployment, turning what
+// goes wrong into the caller's error: their request, or the provider's setup.
+func (s *Server) upstreamRequest(ctx context.Context, c *call, body []byte) (*http.Request, *apiError) {
+	req, err := requestFor(ctx, c.dep, c.ep, body, c.req.stream)
+	if err == nil {
 		return req, nil
 	}
-	if c.ep != endpointChat {
+	if errors.Is(err, errNotChat) {
 		return nil, badRequest("model", fmt.Sprintf("Model %q is served by a %s provider, which takes only chat completions through the gateway.", c.req.model, c.dep.Provider.Type))
 	}
-	req, err := f.newChat(ctx, target(c.dep), body, c.req.stream)
 	if param, msg, ok := requestError(err); ok {
 		return nil, badRequest(param, fmt.Sprintf("Provider %s (%s) cannot take this request: %s", c.dep.Provider.Name, c.dep.Provider.Type, msg))
 	}
-	if err != nil {
-		// Anything else is the deployment's setup (region, credential …).
-		s.log.Error("build upstream request", "request_id", c.id, "provider", c.dep.Provider.Name, "err", redact(err))
-		return nil, upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Provider %s is not set up correctly: %s", c.dep.Provider.Name, redact(err)))
-	}
-	return req, nil
+	s.log.Error("build upstream request", "request_id", c.id, "provider", c.dep.Provider.Name, "err", redact(err))
+	return nil, upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Provider %s is not set up correctly: %s", c.dep.Provider.Name, redact(err)))
 }
 
 // requestError recognizes a translation's complaint about the request.
@@ -141,16 +145,7 @@ func (s *Server) streamTranslated(w http.ResponseWriter, r *http.Request, c *cal
 	rc := startStream(w, s, c)
 	usage, err := f.stream(w, func() { rc.Flush() }, resp.Body, c.dep.UpstreamModel, c.req.includeUsage)
 	c.usage = usage
-	c.cost = Cost(c.usage, &c.dep.ModelSpec)
-	w.Header().Set("X-Tollgate-Cost", formatCost(c.cost))
-	switch {
-	case err != nil && r.Context().Err() != nil:
-		c.status, c.errorMsg = statusClientClosed, "caller closed the connection mid-stream"
-	case err != nil:
-		c.status, c.errorMsg = http.StatusBadGateway, "stream from provider broke off: "+redact(err)
-		writeStreamError(w, "The provider's stream broke off: "+redact(err))
-		rc.Flush()
-	}
+	s.endStream(w, r, c, rc, err)
 	return nil
 }
 

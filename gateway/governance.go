@@ -248,16 +248,7 @@ func (s *Server) settle(c *call) {
 // worstCost is the most the request can cost on any of the deployments:
 // its prompt plus the largest answer it may get.
 func worstCost(c *call, deployments []*Deployment, input int64) float64 {
-	asked := int64(0)
-	for _, f := range []string{"max_completion_tokens", "max_tokens"} {
-		if raw, ok := c.req.fields[f]; ok {
-			var v int64
-			if json.Unmarshal(raw, &v) == nil && v > 0 {
-				asked = v
-				break
-			}
-		}
-	}
+	asked := askedOutput(c)
 	n := int64(1)
 	if raw, ok := c.req.fields["n"]; ok {
 		var v int64

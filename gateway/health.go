@@ -17,26 +17,12 @@ import (
 // reports how long the answer took or why it failed.
 func Probe(ctx context.Context, client *http.Client, m store.Model, p *store.Provider, apiKey string) (time.Duration, error) {
 	d := &Deployment{Model: m, Provider: p, APIKey: apiKey}
-	embed := strings.Contains(strings.ToLower(m.UpstreamModel+" "+m.ModelName), "embed")
-	var (
-		req *http.Request
-		err error
-	)
-	f, translated := formatOf(d)
-	switch {
-	case p.Type == "azure":
-		path, body := endpointChat.path, probeChat(m.UpstreamModel)
-		if embed {
-			path, body = endpointEmbeddings.path, []byte(`{"input":"ping"}`)
-		}
-		req, err = azureRequest(ctx, target(d), path, body, false)
-	case translated:
-		req, err = f.newChat(ctx, target(d), probeChat(m.UpstreamModel), false)
-	case embed:
-		req, err = openai.NewRequest(ctx, p.APIBase, endpointEmbeddings.path, apiKey, []byte(fmt.Sprintf(`{"model":%q,"input":"ping"}`, m.UpstreamModel)), false)
-	default:
-		req, err = openai.NewRequest(ctx, p.APIBase, endpointChat.path, apiKey, probeChat(m.UpstreamModel), false)
+	ep, body := endpointChat, probeChat(m.UpstreamModel)
+	f, translated := formatOf(d) // translated formats serve chat only
+	if !translated && strings.Contains(strings.ToLower(m.UpstreamModel+" "+m.ModelName), "embed") {
+		ep, body = endpointEmbeddings, []byte(fmt.Sprintf(`{"model":%q,"input":"ping"}`, m.UpstreamModel))
 	}
+	req, err := requestFor(ctx, d, ep, body, false)
 	if err != nil {
 		return 0, fmt.Errorf("cannot build the probe: %s", redact(err))
 	}
@@ -46,14 +32,14 @@ func Probe(ctx context.Context, client *http.Client, m store.Model, p *store.Pro
 		return 0, fmt.Errorf("no answer: %s", redact(err))
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	took := time.Since(start)
 	if resp.StatusCode >= 300 {
 		msg := openai.ErrorMessage
 		if translated {
 			msg = f.errorMsg
 		}
-		return took, fmt.Errorf("HTTP %d: %s", resp.StatusCode, secretish.ReplaceAllString(msg(body), "[redacted]"))
+		return took, fmt.Errorf("HTTP %d: %s", resp.StatusCode, secretish.ReplaceAllString(msg(answer), "[redacted]"))
 	}
 	return took, nil
 }

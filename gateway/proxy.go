@@ -330,7 +330,6 @@ func (s *Server) relayBody(w http.ResponseWriter, r *http.Request, c *call, resp
 // relayStream passes server-sent events through as they arrive. The cost
 // is known only at the end, so it goes in a trailer.
 func (s *Server) relayStream(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response) *apiError {
-	h := w.Header()
 	rc := startStream(w, s, c)
 	copier := openai.StreamCopier{DropUsageChunk: !c.req.includeUsage}
 	err := copier.Copy(w, func() { rc.Flush() }, resp.Body)
@@ -339,8 +338,15 @@ func (s *Server) relayStream(w http.ResponseWriter, r *http.Request, c *call, re
 	} else {
 		c.usage = estimateUsage(c.req.size, copier.Chunks)
 	}
+	s.endStream(w, r, c, rc, err)
+	return nil
+}
+
+// endStream prices what the stream used, in the cost trailer, and ends a
+// stream that broke off with an error event.
+func (s *Server) endStream(w http.ResponseWriter, r *http.Request, c *call, rc *http.ResponseController, err error) {
 	c.cost = Cost(c.usage, &c.dep.ModelSpec)
-	h.Set("X-Tollgate-Cost", formatCost(c.cost))
+	w.Header().Set("X-Tollgate-Cost", formatCost(c.cost))
 	switch {
 	case err != nil && r.Context().Err() != nil:
 		c.status, c.errorMsg = statusClientClosed, "caller closed the connection mid-stream"
@@ -349,7 +355,6 @@ func (s *Server) relayStream(w http.ResponseWriter, r *http.Request, c *call, re
 		writeStreamError(w, "The provider's stream broke off: "+redact(err))
 		rc.Flush()
 	}
-	return nil
 }
 
 // startStream sends the headers of a streamed answer; its cost follows in

@@ -114,12 +114,14 @@ func (s *Server) chain(model string) []string {
 }
 
 // fits keeps the deployments whose context window holds the prompt and
-// the answer asked for; deployments without a known window are kept.
+// the answer asked for; deployments without a known window are kept. A
+// token is at least one byte, so a body smaller than a window fits it
+// without counting tokens.
 func fits(c *call, ds []*Deployment) []*Deployment {
 	need := int64(-1)
 	var out []*Deployment
 	for _, d := range ds {
-		if d.ContextWindow == nil {
+		if d.ContextWindow == nil || int64(c.req.size)+askedOutput(c) <= *d.ContextWindow {
 			out = append(out, d)
 			continue
 		}
