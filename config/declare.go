@@ -48,6 +48,9 @@ type DeclaredModel struct {
 	Weight               int            `yaml:"weight"`
 	ContextWindow        *int64         `yaml:"context_window"`
 	MaxOutputTokens      *int64         `yaml:"max_output_tokens"`
+	ConnectTimeoutMS     *int64         `yaml:"connect_timeout_ms"`
+	FirstByteTimeoutMS   *int64         `yaml:"first_byte_timeout_ms"`
+	TimeoutMS            *int64         `yaml:"timeout_ms"`
 	Params               map[string]any `yaml:"params"`
 	Enabled              *bool          `yaml:"enabled"`
 }
@@ -195,6 +198,7 @@ func applyModel(ctx context.Context, st *store.Store, m DeclaredModel, providerI
 	want := store.ModelSpec{
 		ModelName: m.ModelName, ProviderID: providerID, UpstreamModel: m.UpstreamModel,
 		RPMLimit: m.RPMLimit, TPMLimit: m.TPMLimit, Weight: m.Weight, ContextWindow: m.ContextWindow, MaxOutputTokens: m.MaxOutputTokens,
+		ConnectTimeoutMS: m.ConnectTimeoutMS, FirstByteTimeoutMS: m.FirstByteTimeoutMS, TimeoutMS: m.TimeoutMS,
 		Params: params, Enabled: m.Enabled == nil || *m.Enabled,
 	}
 	if err := want.Normalize(); err != nil {

@@ -33,6 +33,7 @@ type call struct {
 	attempts int       // upstream calls made, retries and fallbacks included
 	strategy string    // how the current model's deployments are chosen
 	busy     *depStats // the deployment this request counts as in flight on
+	attempt  *attemptCtx
 }
 
 // statusClientClosed marks requests whose caller went away (nginx's 499).
@@ -82,6 +83,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) *apiErro
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.UpstreamTimeout)
 	defer cancel()
+	defer func() { c.attempt.stop() }()
 	resp, aerr := s.route(ctx, w, r, c)
 	if aerr != nil {
 		return aerr
@@ -175,11 +177,17 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 		if err != nil {
 			return nil, badRequest("", "Could not re-encode the request: "+err.Error())
 		}
-		upReq, aerr := s.upstreamRequest(ctx, c, body)
+		c.attempt.stop()
+		c.attempt = startAttempt(ctx, c.dep)
+		upReq, aerr := s.upstreamRequest(c.attempt.ctx, c, body)
 		if aerr != nil {
 			return nil, aerr
 		}
 		resp, err := s.client.Do(upReq)
+		if err == nil && !c.attempt.gotHeaders() {
+			resp.Body.Close()
+			resp, err = nil, context.Cause(c.attempt.ctx)
+		}
 		if err == nil && !retryable(resp.StatusCode) {
 			s.cooldowns.succeeded(c.dep.ID)
 			c.busy.observe(time.Since(began).Seconds())
@@ -257,6 +265,9 @@ func isEventStream(resp *http.Response) bool {
 func (s *Server) transportError(r *http.Request, c *call, err error) *apiError {
 	if r.Context().Err() != nil {
 		return &apiError{Status: statusClientClosed, Message: "caller closed the connection"}
+	}
+	if te := c.attempt.timedOut(err); te != nil {
+		return upstreamFailed(http.StatusGatewayTimeout, fmt.Sprintf("Provider %s sent %s, the %s timeout of model %q.", c.dep.Provider.Name, te, te.what, c.dep.ModelName))
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return upstreamFailed(http.StatusGatewayTimeout, fmt.Sprintf("Provider %s did not answer within %s.", c.dep.Provider.Name, s.opts.UpstreamTimeout))
@@ -351,8 +362,12 @@ func (s *Server) endStream(w http.ResponseWriter, r *http.Request, c *call, rc *
 	case err != nil && r.Context().Err() != nil:
 		c.status, c.errorMsg = statusClientClosed, "caller closed the connection mid-stream"
 	case err != nil:
-		c.status, c.errorMsg = http.StatusBadGateway, "stream from provider broke off: "+redact(err)
-		writeStreamError(w, "The provider's stream broke off: "+redact(err))
+		why := redact(err)
+		if te := c.attempt.timedOut(err); te != nil {
+			why = fmt.Sprintf("%s (the %s timeout of model %q)", te, te.what, c.dep.ModelName)
+		}
+		c.status, c.errorMsg = http.StatusBadGateway, "stream from provider broke off: "+why
+		writeStreamError(w, "The provider's stream broke off: "+why)
 		rc.Flush()
 	}
 }

@@ -39,10 +39,12 @@ func (s *Store) CreateModel(ctx context.Context, actor string, spec ModelSpec) (
 		}
 		err := tx.GetContext(ctx, &m, `
 			INSERT INTO models (model_name, provider_id, upstream_model, input_cost_per_million, output_cost_per_million,
-			                    rpm_limit, tpm_limit, weight, context_window, params, enabled, max_output_tokens)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *`,
+			                    rpm_limit, tpm_limit, weight, context_window, params, enabled, max_output_tokens,
+			                    connect_timeout_ms, first_byte_timeout_ms, timeout_ms)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING *`,
 			spec.ModelName, spec.ProviderID, spec.UpstreamModel, spec.InputCostPerMillion, spec.OutputCostPerMillion,
-			spec.RPMLimit, spec.TPMLimit, spec.Weight, spec.ContextWindow, spec.Params, spec.Enabled, spec.MaxOutputTokens)
+			spec.RPMLimit, spec.TPMLimit, spec.Weight, spec.ContextWindow, spec.Params, spec.Enabled, spec.MaxOutputTokens,
+			spec.ConnectTimeoutMS, spec.FirstByteTimeoutMS, spec.TimeoutMS)
 		if err != nil {
 			return mapErr(err, fmt.Sprintf("model %q", spec.ModelName))
 		}
@@ -123,10 +125,12 @@ func (s *Store) UpdateModel(ctx context.Context, actor, id string, change func(*
 		err := tx.GetContext(ctx, &m, `
 			UPDATE models SET model_name = $2, provider_id = $3, upstream_model = $4, input_cost_per_million = $5,
 			       output_cost_per_million = $6, rpm_limit = $7, tpm_limit = $8, weight = $9, context_window = $10,
-			       params = $11, enabled = $12, max_output_tokens = $13, updated_at = now()
+			       params = $11, enabled = $12, max_output_tokens = $13,
+			       connect_timeout_ms = $14, first_byte_timeout_ms = $15, timeout_ms = $16, updated_at = now()
 			WHERE id = $1 RETURNING *`,
 			id, spec.ModelName, spec.ProviderID, spec.UpstreamModel, spec.InputCostPerMillion, spec.OutputCostPerMillion,
-			spec.RPMLimit, spec.TPMLimit, spec.Weight, spec.ContextWindow, spec.Params, spec.Enabled, spec.MaxOutputTokens)
+			spec.RPMLimit, spec.TPMLimit, spec.Weight, spec.ContextWindow, spec.Params, spec.Enabled, spec.MaxOutputTokens,
+			spec.ConnectTimeoutMS, spec.FirstByteTimeoutMS, spec.TimeoutMS)
 		if err != nil {
 			return mapErr(err, fmt.Sprintf("model %q", spec.ModelName))
 		}

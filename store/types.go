@@ -124,8 +124,13 @@ type ModelSpec struct {
 	Weight               int     `db:"weight" json:"weight"`
 	ContextWindow        *int64  `db:"context_window" json:"context_window"`
 	MaxOutputTokens      *int64  `db:"max_output_tokens" json:"max_output_tokens"`
-	Params               JSON    `db:"params" json:"params"`
-	Enabled              bool    `db:"enabled" json:"enabled"`
+	// Timeouts bound each attempt on this deployment; nil means the
+	// gateway-wide default.
+	ConnectTimeoutMS   *int64 `db:"connect_timeout_ms" json:"connect_timeout_ms"`
+	FirstByteTimeoutMS *int64 `db:"first_byte_timeout_ms" json:"first_byte_timeout_ms"`
+	TimeoutMS          *int64 `db:"timeout_ms" json:"timeout_ms"`
+	Params             JSON   `db:"params" json:"params"`
+	Enabled            bool   `db:"enabled" json:"enabled"`
 }
 
 // Model is one deployment of a public model name on a provider.

@@ -206,6 +206,9 @@ func (m *ModelSpec) Normalize() error {
 		nonNegativeInt("tpm_limit", m.TPMLimit),
 		nonNegativeInt("context_window", m.ContextWindow),
 		positiveInt("max_output_tokens", m.MaxOutputTokens),
+		positiveInt("connect_timeout_ms", m.ConnectTimeoutMS),
+		positiveInt("first_byte_timeout_ms", m.FirstByteTimeoutMS),
+		positiveInt("timeout_ms", m.TimeoutMS),
 	)
 }
 
