@@ -154,6 +154,35 @@ type TeamSpec struct {
 	BudgetID            *string        `db:"budget_id" json:"budget_id"`
 	Blocked             bool           `db:"blocked" json:"blocked"`
 	Metadata            JSON           `db:"metadata" json:"metadata"`
+	// MemberKeyCaps bound the keys members make for themselves here.
+	MemberKeyCaps KeyCaps `db:"member_key_caps" json:"member_key_caps"`
+}
+
+// KeyCaps are a team's upper bounds on its members' own keys; nil is no
+// bound. A member's key must set a bounded field, within the bound.
+type KeyCaps struct {
+	MaxBudget           *float64 `json:"max_budget,omitempty"`
+	BudgetDuration      *string  `json:"budget_duration,omitempty"` // the period member keys' budgets must use
+	RPMLimit            *int64   `json:"rpm_limit,omitempty"`
+	TPMLimit            *int64   `json:"tpm_limit,omitempty"`
+	MaxParallelRequests *int64   `json:"max_parallel_requests,omitempty"`
+}
+
+// Value implements driver.Valuer.
+func (c KeyCaps) Value() (driver.Value, error) { return json.Marshal(c) }
+
+// Scan implements sql.Scanner.
+func (c *KeyCaps) Scan(src any) error {
+	*c = KeyCaps{}
+	switch v := src.(type) {
+	case nil:
+		return nil
+	case []byte:
+		return json.Unmarshal(v, c)
+	case string:
+		return json.Unmarshal([]byte(v), c)
+	}
+	return fmt.Errorf("scan jsonb from %T", src)
 }
 
 // Team is a cost center: its name is the billing business-unit id.
@@ -192,17 +221,30 @@ type UserSpec struct {
 	BudgetDuration *string  `db:"budget_duration" json:"budget_duration"`
 	RPMLimit       *int64   `db:"rpm_limit" json:"rpm_limit"`
 	TPMLimit       *int64   `db:"tpm_limit" json:"tpm_limit"`
+	// Blocked users cannot sign in; their sessions end and keys stop.
+	Blocked bool `db:"blocked" json:"blocked"`
 }
+
+// Who decides a user's role.
+const (
+	RoleFromAdmin = "admin" // set by hand; single sign-on leaves it alone
+	RoleFromSSO   = "sso"   // mapped from the groups claim at each sign-in
+)
 
 // User is a person who signs in to the dashboard or owns keys.
 type User struct {
 	ID string `db:"id" json:"id"`
 	UserSpec
-	Teams         pq.StringArray `db:"teams" json:"teams"`
-	Spend         float64        `db:"spend" json:"spend"`
-	BudgetResetAt *time.Time     `db:"budget_reset_at" json:"budget_reset_at"`
-	CreatedAt     time.Time      `db:"created_at" json:"created_at"`
-	UpdatedAt     time.Time      `db:"updated_at" json:"updated_at"`
+	OIDCIssuer         *string        `db:"oidc_issuer" json:"oidc_issuer"`
+	OIDCSubject        *string        `db:"oidc_subject" json:"oidc_subject"`
+	RoleSource         string         `db:"role_source" json:"role_source"`
+	SessionsValidAfter time.Time      `db:"sessions_valid_after" json:"-"`
+	LastSignInAt       *time.Time     `db:"last_sign_in_at" json:"last_sign_in_at"`
+	Teams              pq.StringArray `db:"teams" json:"teams"`
+	Spend              float64        `db:"spend" json:"spend"`
+	BudgetResetAt      *time.Time     `db:"budget_reset_at" json:"budget_reset_at"`
+	CreatedAt          time.Time      `db:"created_at" json:"created_at"`
+	UpdatedAt          time.Time      `db:"updated_at" json:"updated_at"`
 }
 
 // Key types.
