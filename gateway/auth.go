@@ -44,6 +44,9 @@ func (s *Server) authenticate(r *http.Request) (*store.Key, *store.Team, *apiErr
 	if key.Expired(time.Now()) {
 		return nil, nil, unauthorized("This API key expired at " + key.ExpiresAt.UTC().Format(time.RFC3339) + ". Ask an admin for a new one.")
 	}
+	if u := s.cache.User(key.UserID); u != nil && u.Blocked {
+		return nil, nil, unauthorized("This API key's owner is blocked, and so are their keys. Ask an admin.")
+	}
 	var team *store.Team
 	if key.TeamID != nil {
 		if team, err = s.cache.Team(r.Context(), *key.TeamID); err != nil {

@@ -156,3 +156,28 @@ func TestDeploymentLimitsSpreadLoad(t *testing.T) {
 		t.Fatalf("message = %q", msg)
 	}
 }
+
+func TestBlockedUsersKeysStop(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	u, err := e.st.CreateUser(ctx, "test", store.UserInput{UserSpec: store.UserSpec{Email: "bo@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key := e.newKey(store.KeySpec{UserID: &u.ID})
+	e.ok(chatSmall, key)
+	if _, err := e.st.DB().ExecContext(ctx, `UPDATE users SET blocked = true WHERE id = $1`, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the block reaches the gateway", func() bool {
+		resp := e.post("/v1/chat/completions", chatSmall, bearer(key))
+		return resp.StatusCode == http.StatusUnauthorized && strings.Contains(readErr(t, resp).Error.Message, "owner is blocked")
+	})
+	e.ok(chatSmall, e.key) // other keys are untouched
+	if _, err := e.st.DB().ExecContext(ctx, `UPDATE users SET blocked = false WHERE id = $1`, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the unblock reaches the gateway", func() bool {
+		return e.post("/v1/chat/completions", chatSmall, bearer(key)).StatusCode == http.StatusOK
+	})
+}
