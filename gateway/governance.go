@@ -30,6 +30,7 @@ type governed struct {
 	depRates []limits.Rate // the chosen deployment's token limits, charged too
 	held     bool          // slots taken
 	reserved bool          // budget reserved
+	amount   float64       // how much is reserved
 	decision limits.Decision
 }
 
@@ -176,8 +177,33 @@ func (s *Server) admit(ctx context.Context, w http.ResponseWriter, c *call, depl
 			s.metrics.refused.WithLabelValues("budget").Inc()
 			return budgetExceeded(g, denied, spent, amount)
 		}
-		g.reserved = true
+		g.reserved, g.amount = true, amount
 	}
+	return nil
+}
+
+// coverFallback raises the budget reservation before a fallback model
+// that can cost more than what admit reserved, so falling back never
+// spends past a budget. The reservation is replaced, not added to.
+func (s *Server) coverFallback(ctx context.Context, c *call, ds []*Deployment) *apiError {
+	g := c.gov
+	if !g.reserved {
+		return nil
+	}
+	need := worstCost(c, ds, g.inputTokens(c))
+	if need <= g.amount {
+		return nil
+	}
+	ok, denied, spent, err := s.guard.Reserve(ctx, g.budgets, c.id, need)
+	if err != nil {
+		s.log.Error("check budget for a fallback", "request_id", c.id, "err", err)
+		return &apiError{Status: http.StatusServiceUnavailable, Type: "service_unavailable", Code: "budget_unavailable",
+			Message: "The gateway cannot check budgets right now (Redis and PostgreSQL are both unreachable); retry shortly."}
+	}
+	if !ok {
+		return budgetExceeded(g, denied, spent, need)
+	}
+	g.amount = need
 	return nil
 }
 

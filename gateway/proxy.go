@@ -111,6 +111,7 @@ func (s *Server) route(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	var (
 		lastResp *http.Response
 		lastErr  *apiError
+		refused  *apiError // a fallback the budgets could not cover
 		tooLong  bool
 	)
 	for i, model := range s.chain(c.req.model) {
@@ -121,6 +122,12 @@ func (s *Server) route(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		if ds = fits(c, ds); len(ds) == 0 {
 			tooLong = true
 			continue
+		}
+		if i > 0 {
+			if aerr := s.coverFallback(ctx, c, ds); aerr != nil {
+				refused = aerr
+				continue
+			}
 		}
 		if lastResp != nil {
 			io.Copy(io.Discard, io.LimitReader(lastResp.Body, 64<<10))
@@ -142,6 +149,9 @@ func (s *Server) route(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	if lastResp != nil || lastErr != nil {
 		return lastResp, lastErr
+	}
+	if refused != nil {
+		return nil, refused
 	}
 	if tooLong {
 		return nil, contextTooLong(c)

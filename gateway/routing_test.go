@@ -123,3 +123,47 @@ func TestLowestLatencyPrefersTheFastDeployment(t *testing.T) {
 		t.Fatalf("lowest latency sent %d of 40 calls to the slow deployment, want 1", slow)
 	}
 }
+
+// TestFallbackToAPricierModelStaysInBudget: the reservation made for the
+// model asked for is raised before falling back to a pricier one, and a
+// budget that cannot take it keeps the fallback from running.
+func TestFallbackToAPricierModelStaysInBudget(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	var calls atomic.Int64
+	e.addDeployment("cheap", failing(t, http.StatusInternalServerError, &calls), "cheap", "mock-cheap", 1)
+	key := upstreamKey
+	p, err := e.st.CreateProvider(ctx, "test", store.ProviderInput{
+		ProviderSpec: store.ProviderSpec{Name: "pricey", Type: "openai_compatible", APIBase: e.upstream.URL + "/v1"}, APIKey: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// $1,000 per million output tokens: the default 4,096-token answer could cost about $4.10.
+	if _, err := e.st.CreateModel(ctx, "test", store.ModelSpec{ModelName: "pricey", ProviderID: p.ID, UpstreamModel: "mock-pricey",
+		InputCostPerMillion: 1, OutputCostPerMillion: 1000, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "deployments", func() bool {
+		return len(e.cache.Deployments("cheap")) == 1 && len(e.cache.Deployments("pricey")) == 1
+	})
+	e.group("cheap", "weighted", "pricey")
+	body := `{"model":"cheap","messages":[{"role":"user","content":"hi"}]}` // no max_tokens: the worst case is 4,096 tokens
+
+	k, secret := e.newKey(store.KeySpec{Alias: "small budget", MaxBudget: ptr(1.0)})
+	resp := e.post("/v1/chat/completions", body, bearer(secret))
+	got := readErr(t, resp)
+	if resp.StatusCode != http.StatusBadGateway || calls.Load() != 1 {
+		t.Fatalf("with $1 left: %d %q after %d calls to cheap; want cheap's failure, no fallback", resp.StatusCode, got.Error.Message, calls.Load())
+	}
+	for _, l := range e.spendLogs() {
+		if l.KeyID != nil && *l.KeyID == k.ID && l.Model == "pricey" {
+			t.Fatal("the pricier fallback ran past the budget")
+		}
+	}
+
+	_, secret = e.newKey(store.KeySpec{Alias: "big budget", MaxBudget: ptr(10.0)})
+	if resp := e.ok(body, secret); resp.Header.Get("X-Tollgate-Model") != "mock-pricey" {
+		t.Fatalf("with $10: answered by %s", resp.Header.Get("X-Tollgate-Model"))
+	}
+
+}
