@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -217,15 +218,17 @@ func TestTranslatedProvidersThroughTheGateway(t *testing.T) {
 }
 
 // TestToolCallsThroughTranslatedProviders drives the gateway against
-// mock-llm speaking Anthropic's and Gemini's own formats: a tool call comes
-// back in OpenAI's shape, streamed and not.
+// mock-llm speaking Anthropic's, Gemini's and Bedrock's own formats: a tool
+// call comes back in OpenAI's shape, streamed and not, with its usage.
 func TestToolCallsThroughTranslatedProviders(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	mock := httptest.NewServer(mockllm.NewHandler(mockllm.Options{APIKey: "provider-key"}))
 	t.Cleanup(mock.Close)
 	e.deploy("anthropic", mock.URL, "provider-key", "claude", "mock-claude", `{}`)
 	e.deploy("gemini", mock.URL, "provider-key", "gemini", "mock-gemini", `{}`)
-	for _, model := range []string{"claude", "gemini"} {
+	// mock-llm takes a SigV4 signature whose access key id is its key.
+	e.deploy("bedrock", mock.URL, "provider-key:mock-secret", "bedrock", "us.anthropic.mock-claude-v1:0", `{"region":"us-east-1"}`)
+	for _, model := range []string{"claude", "gemini", "bedrock"} {
 		req := `{"model":"` + model + `","messages":[{"role":"user","content":"What is the weather in Paris?"}],
 			"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]}`
 		resp := e.post("/v1/chat/completions", req, bearer(e.key))
@@ -241,27 +244,140 @@ func TestToolCallsThroughTranslatedProviders(t *testing.T) {
 					} `json:"tool_calls"`
 				}
 			}
+			Usage struct {
+				TotalTokens int64 `json:"total_tokens"`
+			} `json:"usage"`
 		}
 		json.NewDecoder(resp.Body).Decode(&answer)
 		if len(answer.Choices) != 1 || answer.Choices[0].FinishReason != "tool_calls" || len(answer.Choices[0].Message.ToolCalls) != 1 ||
-			answer.Choices[0].Message.ToolCalls[0].Function.Name != "get_weather" {
+			answer.Choices[0].Message.ToolCalls[0].Function.Name != "get_weather" || answer.Choices[0].Message.ToolCalls[0].Function.Arguments != "{}" ||
+			answer.Usage.TotalTokens == 0 {
 			t.Fatalf("%s answer = %+v", model, answer)
 		}
-		stream := e.post("/v1/chat/completions", strings.Replace(req, `"messages"`, `"stream":true,"messages"`, 1), bearer(e.key))
+		stream := e.post("/v1/chat/completions", strings.Replace(req, `"messages"`, `"stream":true,"stream_options":{"include_usage":true},"messages"`, 1), bearer(e.key))
 		chunks, done := sseChunks(t, stream.Body)
-		named := false
+		var name, args, finish string
 		for _, c := range chunks {
 			for _, ch := range c["choices"].([]any) {
-				d, _ := ch.(map[string]any)["delta"].(map[string]any)
+				choice := ch.(map[string]any)
+				if f, ok := choice["finish_reason"].(string); ok {
+					finish = f
+				}
+				d, _ := choice["delta"].(map[string]any)
 				if calls, ok := d["tool_calls"].([]any); ok {
 					f := calls[0].(map[string]any)["function"].(map[string]any)
-					named = named || f["name"] == "get_weather"
+					n, _ := f["name"].(string)
+					a, _ := f["arguments"].(string)
+					name, args = name+n, args+a
 				}
 			}
 		}
-		if !done || !named {
-			t.Fatalf("%s stream: done %v, tool named %v", model, done, named)
+		if !done || name != "get_weather" || args != "{}" || finish != "tool_calls" {
+			t.Fatalf("%s stream: done %v, tool %q with arguments %q, finish_reason %q", model, done, name, args, finish)
 		}
+		if u, ok := chunks[len(chunks)-1]["usage"].(map[string]any); !ok || u["total_tokens"].(float64) == 0 {
+			t.Fatalf("%s stream: the last chunk has no usage: %v", model, chunks[len(chunks)-1])
+		}
+	}
+}
+
+// TestBedrockThroughTheGateway calls mock-llm speaking Bedrock Converse:
+// the request goes out SigV4-signed to the model's Converse URL, and the
+// answer and the event stream come back as the answer mock-llm gives the
+// same chat request in the OpenAI format, priced.
+func TestBedrockThroughTheGateway(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	mock := mockllm.NewHandler(mockllm.Options{APIKey: "AKIDMOCK"})
+	var seen atomic.Pointer[http.Request]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Clone(context.Background()))
+		mock.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	const upstream = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.mock-v1:0"
+	e.deploy("bedrock", srv.URL, "AKIDMOCK:mock-secret:mock-session", "claude-bedrock", upstream, `{"region":"us-east-1"}`)
+
+	const req = `{"model":"claude-bedrock","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hello from the gateway"}]}`
+	// What mock-llm answers the same chat in the OpenAI format.
+	var want struct {
+		Choices []struct {
+			Message struct{ Content string }
+		}
+		Usage struct {
+			PromptTokens     int64 `json:"prompt_tokens"`
+			CompletionTokens int64 `json:"completion_tokens"`
+			TotalTokens      int64 `json:"total_tokens"`
+		} `json:"usage"`
+	}
+	direct, chat := httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(req))
+	chat.Header.Set("Authorization", "Bearer AKIDMOCK")
+	mock.ServeHTTP(direct, chat)
+	if err := json.Unmarshal(direct.Body.Bytes(), &want); err != nil || len(want.Choices) != 1 {
+		t.Fatalf("mock-llm chat: %v %s", err, direct.Body.Bytes())
+	}
+
+	resp := e.post("/v1/chat/completions", req, bearer(e.key))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, readErr(t, resp).Error.Message)
+	}
+	var answer struct {
+		Object  string `json:"object"`
+		Model   string `json:"model"`
+		Choices []struct {
+			Message      struct{ Role, Content string }
+			FinishReason string `json:"finish_reason"`
+		}
+		Usage struct {
+			PromptTokens     int64 `json:"prompt_tokens"`
+			CompletionTokens int64 `json:"completion_tokens"`
+			TotalTokens      int64 `json:"total_tokens"`
+		} `json:"usage"`
+	}
+	json.NewDecoder(resp.Body).Decode(&answer)
+	if answer.Object != "chat.completion" || len(answer.Choices) != 1 || answer.Choices[0].Message.Role != "assistant" ||
+		answer.Choices[0].Message.Content != want.Choices[0].Message.Content || answer.Choices[0].FinishReason != "stop" || answer.Usage != want.Usage {
+		t.Fatalf("answer = %+v\nwant content %q, usage %+v", answer, want.Choices[0].Message.Content, want.Usage)
+	}
+	if resp.Header.Get("X-Tollgate-Cost") == "" {
+		t.Fatalf("headers = %v", resp.Header)
+	}
+	r := seen.Load()
+	auth := r.Header.Get("Authorization")
+	if r.URL.EscapedPath() != "/model/"+url.PathEscape(upstream)+"/converse" ||
+		!strings.HasPrefix(auth, "AWS4-HMAC-SHA256 Credential=AKIDMOCK/") || !strings.Contains(auth, "/us-east-1/bedrock/aws4_request") ||
+		r.Header.Get("X-Amz-Security-Token") != "mock-session" || strings.Contains(auth, e.key) {
+		t.Fatalf("upstream request %s, Authorization %q", r.URL.EscapedPath(), auth)
+	}
+
+	stream := e.post("/v1/chat/completions", strings.Replace(req, `"messages"`, `"stream":true,"stream_options":{"include_usage":true},"messages"`, 1), bearer(e.key))
+	if stream.StatusCode != http.StatusOK || !strings.HasPrefix(stream.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("stream status %d %s", stream.StatusCode, stream.Header.Get("Content-Type"))
+	}
+	chunks, done := sseChunks(t, stream.Body)
+	if !done || streamText(chunks) != want.Choices[0].Message.Content {
+		t.Fatalf("stream: done %v, text %q, want %q", done, streamText(chunks), want.Choices[0].Message.Content)
+	}
+	if got := seen.Load(); got.URL.EscapedPath() != "/model/"+url.PathEscape(upstream)+"/converse-stream" || got.Header.Get("Accept") != "application/vnd.amazon.eventstream" {
+		t.Fatalf("upstream stream request %s, Accept %q", got.URL.EscapedPath(), got.Header.Get("Accept"))
+	}
+	last := chunks[len(chunks)-1]
+	if u, ok := last["usage"].(map[string]any); !ok || int64(u["total_tokens"].(float64)) != want.Usage.TotalTokens {
+		t.Fatalf("last chunk usage = %v, want %+v", last["usage"], want.Usage)
+	}
+	if stream.Trailer.Get("X-Tollgate-Cost") == "" {
+		t.Fatal("no cost trailer")
+	}
+
+	// Both calls are priced on the usage Bedrock reported.
+	priced := 0
+	for _, l := range e.spendLogs() {
+		if l.Model == "claude-bedrock" && l.Status == store.StatusSuccess && l.Cost > 0 &&
+			l.InputTokens == want.Usage.PromptTokens && l.OutputTokens == want.Usage.CompletionTokens {
+			priced++
+		}
+	}
+	if priced != 2 {
+		t.Fatalf("%d Bedrock calls priced on their usage, want 2", priced)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"tollgate/gateway/anthropic"
+	"tollgate/gateway/bedrock"
 	"tollgate/gateway/gemini"
 	"tollgate/gateway/openai"
 )
@@ -59,6 +60,15 @@ func adapters() []adapter {
 					Config: map[string]string{"platform": "vertex", "project": "proj", "location": "us-central1"}}
 			},
 			request: gemini.NewChatRequest, answer: gemini.ChatAnswer, stream: gemini.ChatStream,
+		},
+		{
+			name: "bedrock",
+			target: func(_ *testing.T, base string) openai.Target {
+				// An inference profile ARN: its slash must arrive escaped in one path segment.
+				return openai.Target{BaseURL: base, APIKey: mockKey + ":mock-secret", Model: "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.mock-v1:0",
+					Config: map[string]string{"region": "us-east-1"}}
+			},
+			request: bedrock.NewChatRequest, answer: bedrock.ChatAnswer, stream: bedrock.ChatStream,
 		},
 	}
 }
@@ -314,6 +324,8 @@ func TestAdaptersSeeErrors(t *testing.T) {
 	}{
 		{"anthropic wrong key", openai.Target{BaseURL: srv.URL, APIKey: "wrong", Model: "c"}, anthropic.NewChatRequest, anthropic.ErrorMessage, "invalid x-api-key"},
 		{"gemini wrong key", openai.Target{BaseURL: srv.URL, APIKey: "wrong", Model: "g"}, gemini.NewChatRequest, gemini.ErrorMessage, "API key not valid. Please pass a valid API key. (INVALID_ARGUMENT)"},
+		{"bedrock wrong access key", openai.Target{BaseURL: srv.URL, APIKey: "wrong:secret", Model: "b", Config: map[string]string{"region": "us-east-1"}},
+			bedrock.NewChatRequest, bedrock.ErrorMessage, "The security token included in the request is invalid."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := tc.request(t.Context(), tc.tg, []byte(body), false)

@@ -50,7 +50,7 @@ func (c conversation) alternative(n, maxTokens int) generation {
 	return generate(c.prompt, c.seed+uint64(n), c.promptTokens, maxTokens)
 }
 
-// toolWord triggers a tool call in the Anthropic and Gemini formats.
+// toolWord triggers a tool call in the Anthropic, Gemini and Bedrock formats.
 const toolWord = "weather"
 
 // callsTool is the mock's tool rule: a request that declares tools gets a

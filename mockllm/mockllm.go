@@ -1,8 +1,9 @@
 // Package mockllm is a fake LLM provider that speaks the wire formats the
-// gateway reaches: OpenAI, Anthropic Messages, and Google's generateContent
-// (Gemini API and Vertex AI). It lets the gateway and every provider adapter
-// be exercised end to end over HTTP in trials, tests and benchmarks without
-// provider keys, cost or nondeterministic answers.
+// gateway reaches: OpenAI, Anthropic Messages, Google's generateContent
+// (Gemini API and Vertex AI) and AWS Bedrock's Converse. It lets the gateway
+// and every provider adapter be exercised end to end over HTTP in trials,
+// tests and benchmarks without provider keys, cost or nondeterministic
+// answers.
 //
 // OpenAI endpoints (each also served without the /v1 prefix):
 //
@@ -26,12 +27,23 @@
 //	POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent
 //	POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:streamGenerateContent
 //
+// AWS Bedrock Converse (any model id, escaped as the SDKs do); the stream
+// answers AWS event stream messages (application/vnd.amazon.eventstream):
+//
+//	POST /model/{modelId}/converse
+//	POST /model/{modelId}/converse-stream
+//
 // Each format answers errors in its own envelope. When Options.APIKey is set,
 // OpenAI wants "Authorization: Bearer <key>", Anthropic the key in x-api-key
 // (else 401 authentication_error), the Gemini API the key in x-goog-api-key
 // or ?key= (none: 403 PERMISSION_DENIED; wrong: 400 API_KEY_INVALID), and
 // Vertex AI any non-empty bearer token (else 401 UNAUTHENTICATED), since the
-// mock cannot check tokens minted for a service account.
+// mock cannot check tokens minted for a service account. Bedrock wants a
+// SigV4 Authorization header for the bedrock service whose access key id is
+// the key (none: 403 MissingAuthenticationTokenException; wrong: 403
+// UnrecognizedClientException); the signature is not checked, as the mock
+// knows no secret. Bedrock errors are {"message": …} with the exception's
+// name in x-amzn-ErrorType.
 //
 // Answers depend only on the request, so identical requests get identical
 // content and usage; EstimateTokens documents how usage is counted. Any
@@ -42,11 +54,12 @@
 // format get the same answer text and usage. Gemini's candidateCount gives
 // that many candidates, each a different answer; the first is the shared one.
 //
-// Tool rule (Anthropic and Gemini): when the request declares tools and its
-// last user turn mentions "weather" (any case) and holds no tool result, the
-// answer text is followed by a call to the first tool with input {}: a
-// tool_use block and stop_reason tool_use, or a functionCall part with
-// finishReason STOP. An answer cut by max tokens never calls a tool.
+// Tool rule (Anthropic, Gemini and Bedrock): when the request declares tools
+// and its last user turn mentions "weather" (any case) and holds no tool
+// result, the answer text is followed by a call to the first tool with input
+// {}: a tool_use block and stop_reason tool_use, a functionCall part with
+// finishReason STOP, or a toolUse block and stopReason tool_use. An answer
+// cut by max tokens never calls a tool.
 //
 // Test hooks, read from request headers on the POST endpoints of every
 // format:
@@ -111,6 +124,8 @@ func NewHandler(opts Options) http.Handler {
 	mux.Handle("POST /v1beta/models/{call}", s.googleKeyAuthed(s.hooked(writeGoogleError, s.generateContent)))
 	mux.Handle("POST /v1/projects/{project}/locations/{location}/publishers/google/models/{call}",
 		s.vertexAuthed(s.hooked(writeGoogleError, s.generateContent)))
+	mux.Handle("POST /model/{modelId}/converse", s.bedrock(s.converse))
+	mux.Handle("POST /model/{modelId}/converse-stream", s.bedrock(s.converseStream))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))

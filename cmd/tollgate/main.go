@@ -25,7 +25,7 @@ Usage:
   tollgate all [-demo] both apps and the jobs in one process; -demo also starts
                        mock-llm and seeds a demo provider, model, team and key
   tollgate migrate     apply database migrations and exit
-  tollgate mock-llm    serve a fake provider speaking OpenAI, Anthropic and Gemini (default :9090)
+  tollgate mock-llm    serve a fake provider speaking OpenAI, Anthropic, Gemini and Bedrock (default :9090)
   tollgate version     print the version
 
 Settings come from the environment; see docs/configuration.md.
