@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,7 @@ type converseMessage struct {
 type converseBlock struct {
 	Text       *string         `json:"text"`
 	JSON       json.RawMessage `json:"json"`
+	ToolUse    json.RawMessage `json:"toolUse"`
 	ToolResult *struct {
 		Content []converseBlock `json:"content"`
 	} `json:"toolResult"`
@@ -217,7 +219,8 @@ func bedrockInvalid(format string, args ...any) *apiError {
 }
 
 // generate validates the request as Converse does and produces its
-// deterministic answer. Converse's stop reasons are Anthropic's words
+// deterministic answer. Like Converse, it refuses toolUse and toolResult
+// blocks in a request that declares no tools. Converse's stop reasons are Anthropic's words
 // (end_turn, tool_use, max_tokens), so the answer is an anthropicReply. The
 // system blocks count as a leading system turn, so a chat request with one
 // system message gets the same answer and usage as its Converse translation.
@@ -240,7 +243,7 @@ func (req *converseRequest) generate() (anthropicReply, *apiError) {
 		turns = append(turns, turn{role: "system", text: system})
 	}
 	var lastUser string
-	var lastHasResult bool
+	var lastHasResult, toolBlocks bool
 	for i, m := range req.Messages {
 		switch {
 		case m.Role != "user" && m.Role != "assistant":
@@ -253,6 +256,7 @@ func (req *converseRequest) generate() (anthropicReply, *apiError) {
 			return anthropicReply{}, bedrockInvalid("The content field in the Message object at messages.%d is empty. Add a ContentBlock object to the content field and try again.", i)
 		}
 		text, hasResult := converseText(m.Content)
+		toolBlocks = toolBlocks || hasResult || slices.ContainsFunc(m.Content, func(b converseBlock) bool { return len(b.ToolUse) > 0 })
 		turns = append(turns, turn{role: m.Role, text: text})
 		if m.Role == "user" {
 			lastUser, lastHasResult = text, hasResult
@@ -266,6 +270,9 @@ func (req *converseRequest) generate() (anthropicReply, *apiError) {
 				break
 			}
 		}
+	}
+	if toolBlocks && tool == "" {
+		return anthropicReply{}, bedrockInvalid("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
 	}
 	g := newConversation(turns).answer(maxTokens)
 	reply := anthropicReply{gen: g}

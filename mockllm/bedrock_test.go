@@ -201,7 +201,7 @@ func TestBedrockToolRule(t *testing.T) {
 		})
 	}
 	// A tool result's JSON is read as text, as Gemini's function responses are.
-	_, data := call(t, http.MethodPost, srv.URL+converseModel+"/converse", `{"messages":[{"role":"user","content":[
+	_, data := call(t, http.MethodPost, srv.URL+converseModel+"/converse", `{`+tools+`,"messages":[{"role":"user","content":[
 		{"toolResult":{"toolUseId":"t1","content":[{"json":{"sky": "clear"}}]}}]}]}`, nil)
 	if got := firstText(decode[wireConverse](t, data)); !strings.HasPrefix(got, `Mock answer to: {"sky":"clear"}`) {
 		t.Errorf("answer to a JSON tool result = %q", got)
@@ -317,6 +317,10 @@ func TestBedrockErrors(t *testing.T) {
 		{"roles do not alternate", "/converse", `{"messages":[{"role":"user","content":[{"text":"a"}]},{"role":"user","content":[{"text":"b"}]}]}`, signed, 400, "ValidationException", ""},
 		{"system role in messages", "/converse", `{"messages":[{"role":"system","content":[{"text":"hi"}]}]}`, signed, 400, "ValidationException",
 			"1 validation error detected: Value 'system' at 'messages.1.member.role' failed to satisfy constraint: Member must satisfy enum value set: [user, assistant]"},
+		{"tool blocks without toolConfig", "/converse", `{"messages":[{"role":"user","content":[{"text":"weather?"}]},
+			{"role":"assistant","content":[{"toolUse":{"toolUseId":"t1","name":"get_weather","input":{}}}]},
+			{"role":"user","content":[{"toolResult":{"toolUseId":"t1","content":[{"text":"sunny"}]}}]}]}`, signed, 400, "ValidationException",
+			"The toolConfig field must be defined when using toolUse and toolResult content blocks."},
 		{"empty content", "/converse", `{"messages":[{"role":"user","content":[]}]}`, signed, 400, "ValidationException", ""},
 		{"maxTokens 0", "/converse-stream", `{"messages":[{"role":"user","content":[{"text":"hi"}]}],"inferenceConfig":{"maxTokens":0}}`, signed, 400, "ValidationException", ""},
 		{"not JSON", "/converse", `{`, signed, 400, "ValidationException", "Malformed input request, please reformat your input and retry."},
