@@ -185,7 +185,7 @@ func converseBody(body []byte) ([]byte, error) {
 		return nil, err
 	}
 	out.InferenceConfig = cfg
-	if out.ToolConfig, err = in.toolConfig(); err != nil {
+	if out.ToolConfig, err = in.toolConfig(hasToolBlocks(out.Messages)); err != nil {
 		return nil, err
 	}
 	return json.Marshal(out)
@@ -348,7 +348,24 @@ func (in *chatRequest) inferenceConfig() (*inferenceConfig, error) {
 	return &cfg, nil
 }
 
-func (in *chatRequest) toolConfig() (*toolConfig, error) {
+// hasToolBlocks reports whether the conversation holds tool calls or
+// results: Converse then refuses a request without toolConfig.
+func hasToolBlocks(ms []converseMessage) bool {
+	for _, m := range ms {
+		for _, b := range m.Content {
+			if b.ToolUse != nil || b.ToolResult != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// toolConfig maps tools and tool_choice. Converse has no "none": the tools
+// are left out, unless the conversation already holds tool blocks, which
+// Converse accepts only with the tools defined; then they are sent with
+// no toolChoice.
+func (in *chatRequest) toolConfig(toolBlocks bool) (*toolConfig, error) {
 	if len(in.Tools) == 0 {
 		return nil, nil
 	}
@@ -363,7 +380,9 @@ func (in *chatRequest) toolConfig() (*toolConfig, error) {
 		}
 		switch s {
 		case "none":
-			return nil, nil
+			if !toolBlocks {
+				return nil, nil
+			}
 		case "auto":
 			choice = json.RawMessage(`{"auto":{}}`)
 		case "required":
