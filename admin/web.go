@@ -69,6 +69,7 @@ func (s *Server) webRoutes(r *mux.Router) {
 	s.teamPages(pages)
 	s.providerPages(pages)
 	s.modelPages(pages)
+	s.routingPages(pages)
 	s.userPages(pages)
 	s.budgetPages(pages)
 	s.spendPages(pages)

@@ -398,14 +398,52 @@ func (s *Server) modelsView(r *http.Request, f views.ModelForm) (views.ModelsVie
 	if err != nil {
 		return v, err
 	}
+	probes, err := s.st.AllHealth(r.Context())
+	if err != nil {
+		return v, err
+	}
+	now := time.Now()
 	for _, m := range models {
-		v.Rows = append(v.Rows, views.ModelRow{ID: m.ID, Name: m.ModelName, Provider: names[m.ProviderID], Upstream: m.UpstreamModel,
+		row := views.ModelRow{ID: m.ID, Name: m.ModelName, Provider: names[m.ProviderID], Upstream: m.UpstreamModel,
 			Usage: usage[m.ModelName], Health: healthText(health[m.ID]), HealthClass: healthClass(health[m.ID]),
 			Prices:  fmt.Sprintf("$%g / $%g", m.InputCostPerMillion, m.OutputCostPerMillion),
 			Limits:  modelLimits(&m.ModelSpec),
-			Enabled: m.Enabled})
+			Enabled: m.Enabled}
+		p, probed := probes[m.ID]
+		row.Probe = probeOf(p, probed, m.Enabled, now)
+		v.Rows = append(v.Rows, row)
 	}
 	return v, nil
+}
+
+// probeOf is a deployment's last health probe as the list shows it. The
+// job probes enabled deployments only; its error text is stored redacted.
+func probeOf(p store.ProbeResult, probed, enabled bool, now time.Time) views.Probe {
+	switch {
+	case !probed && !enabled:
+		return views.Probe{Status: "not checked: disabled"}
+	case !probed:
+		return views.Probe{Status: "not checked yet"}
+	}
+	out := views.Probe{Status: "healthy", Class: "ok", Error: p.Error, CheckedAt: views.When(&p.CheckedAt),
+		Detail: fmt.Sprintf("%s ms · checked %s", views.Count(p.LatencyMS), checkedAgo(p.CheckedAt, now))}
+	if !p.Healthy {
+		out.Status, out.Class = "unhealthy", "blocked"
+	}
+	return out
+}
+
+// checkedAgo is how long ago a probe ran, in seconds under a minute:
+// probes run about every minute, so "just now" would say too little.
+func checkedAgo(t, now time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	}
+	return views.Relative(t, now)
 }
 
 // createModelsForm adds one deployment per upstream model id given.

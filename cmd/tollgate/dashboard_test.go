@@ -15,7 +15,7 @@ import (
 )
 
 // An admin runs the product from the dashboard in a real browser: sign in,
-// add a provider, a model, a team and a key, use the key through the
+// add a provider, a model, its routing, a team and a key, use the key through the
 // gateway, find the call in the spend logs and on the dashboard, chat in
 // the playground, block the key and see the gateway refuse it, and export
 // the audit log.
@@ -96,6 +96,42 @@ func TestDashboardInABrowser(t *testing.T) {
 	if visible != 1 {
 		t.Errorf("%d models left after filtering for embed, want 1", visible)
 	}
+
+	// Routing: the model's strategy through the form, with an error shown
+	// inline first, and an alias for it.
+	var groupErr, groups, aliases string
+	run("invalid model group",
+		chromedp.Navigate(admin+"/routing"),
+		chromedp.WaitVisible(`#group-form select[name=model_name]`),
+		chromedp.SetValue(`#group-form select[name=model_name]`, "gpt-4o-mini"),
+		chromedp.SetValue(`#group-form select[name=strategy]`, "least_busy"),
+		chromedp.SendKeys(`#group-form input[name=fallbacks]`, "gpt-4o-mini"),
+		chromedp.Click(`#group-form button[type=submit]`),
+		chromedp.WaitVisible(`#group-form .field-error`),
+		chromedp.Text(`#group-form .field-error`, &groupErr),
+	)
+	if !strings.Contains(groupErr, "cannot fall back to itself") {
+		t.Errorf("model group error %q", groupErr)
+	}
+	run("save model group",
+		chromedp.Clear(`#group-form input[name=fallbacks]`),
+		chromedp.Click(`#group-form button[type=submit]`),
+		chromedp.WaitVisible(`#groups-table`),
+		chromedp.Text(`#groups-table`, &groups),
+		chromedp.WaitVisible(`#alias-form input[name=alias]`),
+		chromedp.SendKeys(`#alias-form input[name=alias]`, "mini"),
+		chromedp.SetValue(`#alias-form select[name=model_name]`, "gpt-4o-mini"),
+		chromedp.Click(`#alias-form button[type=submit]`),
+		chromedp.WaitVisible(`#aliases-table`),
+		chromedp.Text(`#aliases-table`, &aliases),
+	)
+	if !strings.Contains(groups, "gpt-4o-mini") || !strings.Contains(groups, "least_busy") || !strings.Contains(groups, "weight 1") {
+		t.Errorf("model groups table: %q", groups)
+	}
+	if !strings.Contains(aliases, "mini") || !strings.Contains(aliases, "gpt-4o-mini") {
+		t.Errorf("aliases table: %q", aliases)
+	}
+	shot("routing")
 
 	// An invalid team name is explained next to the field; nothing is created.
 	var fieldErr string
@@ -227,7 +263,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		chromedp.Evaluate(`fetch(document.querySelector('a[href*="format=csv"]').href).then(r => r.text())`, &csv,
 			func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }),
 	)
-	for _, action := range []string{"provider.create", "model.create", "team.create", "key.create", "key.block"} {
+	for _, action := range []string{"provider.create", "model.create", "model_group.create", "model_alias.put", "team.create", "key.create", "key.block"} {
 		if !strings.Contains(csv, action) {
 			t.Errorf("audit export lacks %s", action)
 		}
