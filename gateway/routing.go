@@ -96,12 +96,13 @@ func (s *Server) pick(strategy string, ds []*Deployment) *Deployment {
 }
 
 // chain is the models a request may be served by, in order: the one asked
-// for, its fallbacks, then the default fallbacks.
+// for, its fallbacks, then the default fallbacks. A fallback may be an
+// alias.
 func (s *Server) chain(model string) []string {
 	out := []string{model}
 	add := func(ms []string) {
 		for _, m := range ms {
-			if !slices.Contains(out, m) {
+			if m = s.cache.Resolve(m); !slices.Contains(out, m) {
 				out = append(out, m)
 			}
 		}

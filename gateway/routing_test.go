@@ -67,6 +67,11 @@ func TestDefaultFallbackAndAliases(t *testing.T) {
 	if resp := e.ok(strings.Replace(chatSmall, "gpt-test", "fast", 1), e.key); resp.Header.Get("X-Tollgate-Model") != "mock-gpt" {
 		t.Fatalf("alias answered by %s", resp.Header.Get("X-Tollgate-Model"))
 	}
+	// A fallback named by its alias goes to the model behind it.
+	e.group("down", "weighted", "fast")
+	eventually(t, "the group reaches the gateway", func() bool {
+		return e.ok(strings.Replace(chatSmall, "gpt-test", "down", 1), e.key).Header.Get("X-Tollgate-Model") == "mock-gpt"
+	})
 }
 
 func TestContextWindowFallback(t *testing.T) {
