@@ -168,8 +168,10 @@ func (rt *routing) groupFrom(f views.GroupForm) (store.ModelGroup, error) {
 			// The store says a model cannot fall back to itself.
 		case slices.Contains(g.Fallbacks[:i], name):
 			return g, &store.ValidationError{Field: "fallbacks", Message: fmt.Sprintf("fallbacks: %s is listed twice", name)}
+		case alias && len(rt.deployments[model]) == 0:
+			return g, &store.ValidationError{Field: "fallbacks", Message: fmt.Sprintf("fallbacks: %s is an alias of %s, which no deployment serves", name, model)}
 		case alias:
-			return g, &store.ValidationError{Field: "fallbacks", Message: fmt.Sprintf("fallbacks: %s is an alias of %s; list the model name itself", name, model)}
+			// The gateway resolves an alias in a fallback chain.
 		case len(rt.deployments[name]) == 0:
 			return g, &store.ValidationError{Field: "fallbacks", Message: fmt.Sprintf("fallbacks: no deployment serves %q; list model names from the Models page", name)}
 		}

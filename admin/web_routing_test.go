@@ -176,7 +176,7 @@ func TestDashboardRoutingAliases(t *testing.T) {
 	resp, body := b.send("POST", "/routing/aliases", url.Values{"alias": {" smart "}, "model_name": {"claude"}}, true)
 	htmlHas(t, "alias saved", resp.Header.Get("HX-Trigger"), "Alias smart now names claude")
 	htmlHas(t, "alias saved", body, `id="aliases-list" hx-swap-oob="true"`, "<strong>smart</strong></td><td>claude</td>", `name="alias" value=""`)
-	// Repointing an alias; an alias cannot name an alias, nor be a fallback.
+	// Repointing an alias; an alias cannot name an alias; it can be a fallback.
 	b.send("POST", "/routing/aliases", url.Values{"alias": {"smart"}, "model_name": {"gpt-4o"}}, true)
 	aliases, err := e.st.AllModelAliases(context.Background())
 	if err != nil || len(aliases) != 1 || aliases[0].ModelName != "gpt-4o" {
@@ -185,7 +185,14 @@ func TestDashboardRoutingAliases(t *testing.T) {
 	_, body = b.send("POST", "/routing/aliases", url.Values{"alias": {"smarter"}, "model_name": {"smart"}}, true)
 	htmlHas(t, "alias form", body, "smart is itself an alias of gpt-4o; choose the model name")
 	_, body = b.send("POST", "/routing/groups", url.Values{"model_name": {"claude"}, "strategy": {"weighted"}, "fallbacks": {"smart"}}, true)
-	htmlHas(t, "group form", body, "fallbacks: smart is an alias of gpt-4o; list the model name itself")
+	htmlHas(t, "group form", body, "smart")
+	groups, err := e.st.AllModelGroups(context.Background())
+	if err != nil || len(groups) != 1 || groups[0].ModelName != "claude" || len(groups[0].Fallbacks) != 1 || groups[0].Fallbacks[0] != "smart" {
+		t.Fatalf("a fallback naming an alias: groups %+v %v", groups, err)
+	}
+	if err := e.st.DeleteModelGroup(context.Background(), "test", "claude"); err != nil {
+		t.Fatal(err)
+	}
 
 	_, body = b.send("GET", "/routing", nil, false)
 	htmlHas(t, "routing page", body, `hx-delete="/routing/aliases?alias=smart"`, `hx-confirm="Delete alias smart? Calls for it will fail."`)
