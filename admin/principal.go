@@ -50,15 +50,19 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	token = strings.TrimSpace(token)
 	if token == "" || !strings.EqualFold(scheme, "Bearer") {
-		return nil, &errUnauthorized{"Missing credentials: send 'Authorization: Bearer <master key or management key>'."}
+		return nil, &errUnauthorized{"Missing credentials: send 'Authorization: Bearer <master key, management key or OIDC token>'."}
 	}
 	return s.principalFor(r.Context(), token)
 }
 
-// principalFor resolves a master key or a management/default virtual key.
+// principalFor resolves a master key, a management/default virtual key,
+// or (with single sign-on configured) an OIDC token of a user.
 func (s *Server) principalFor(ctx context.Context, token string) (*principal, error) {
 	if s.masterKey != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.masterKey)) == 1 {
 		return &principal{Actor: masterActor, Role: store.RoleAdmin}, nil
+	}
+	if s.oidc != nil && looksLikeJWT(token) {
+		return s.oidcPrincipal(ctx, token)
 	}
 	key, err := s.st.KeyByHash(ctx, store.HashKey(token))
 	if errors.Is(err, store.ErrNotFound) {
@@ -82,13 +86,16 @@ func (s *Server) principalFor(ctx context.Context, token string) (*principal, er
 	if err != nil {
 		return nil, err
 	}
+	if u.Blocked {
+		return nil, &errForbidden{"The owner of this key is blocked; ask an admin."}
+	}
 	return &principal{Actor: "user:" + u.Email + " via key:" + key.ID, Role: u.Role, UserID: u.ID, TeamIDs: u.Teams}, nil
 }
 
 // memberRoutes are the API routes a member may call at all; handlers then
 // limit them to the member's own keys, teams and spend.
 var memberRoutes = []string{
-	"models.list", "teams.list", "teams.get", "users.get",
+	"models.list", "teams.list", "teams.get", "users.get", "users.me",
 	"keys.list", "keys.get", "keys.create", "keys.update", "keys.delete",
 	"keys.block", "keys.unblock", "keys.regenerate",
 	"spend.logs", "spend.report",

@@ -255,6 +255,9 @@ func (s *Server) userRoutes(r *mux.Router) {
 		remove:  s.st.DeleteUser,
 		visible: func(p *principal, u *store.User) bool { return p.Role != store.RoleMember || u.ID == p.UserID },
 	})
+	r.HandleFunc("/me", s.me).Methods(http.MethodGet).Name("users.me")
+	r.HandleFunc("/users/{id}/block", s.blockUser(true)).Methods(http.MethodPost).Name("users.block")
+	r.HandleFunc("/users/{id}/unblock", s.blockUser(false)).Methods(http.MethodPost).Name("users.unblock")
 }
 
 // memberModels is nil for callers who see every model, and otherwise the

@@ -55,6 +55,7 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		terr *tooLarge
 		ferr *errForbidden
 		uerr *errUnauthorized
+		aerr *errUnavailable
 	)
 	switch {
 	case errors.As(err, &verr):
@@ -65,6 +66,8 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, http.StatusUnauthorized, "unauthorized", uerr.msg)
 	case errors.As(err, &ferr):
 		writeProblem(w, http.StatusForbidden, "forbidden", ferr.msg)
+	case errors.As(err, &aerr):
+		writeProblem(w, http.StatusServiceUnavailable, "unavailable", aerr.msg)
 	case errors.As(err, &terr):
 		writeProblem(w, http.StatusRequestEntityTooLarge, "request_too_large", terr.Error())
 	case errors.As(err, &berr):

@@ -29,6 +29,10 @@ type Server struct {
 	sessions  *scs.SessionManager
 	// gatewayURL is where the playground sends its calls.
 	gatewayURL string
+	// oidc is single sign-on; nil when not configured.
+	oidc *oidcAuth
+	// keySignIn shows the dashboard's master/management-key form.
+	keySignIn bool
 }
 
 // New builds the admin app. With an empty master key the API refuses every
@@ -37,7 +41,7 @@ func New(st *store.Store, rdb *redis.Client, masterKey string, log *slog.Logger)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &Server{st: st, rdb: rdb, masterKey: masterKey, log: log, registry: reg, sessions: newSessions(st),
-		gatewayURL: "http://127.0.0.1:4000"}
+		gatewayURL: "http://127.0.0.1:4000", keySignIn: true}
 }
 
 // Handler returns the admin routes.

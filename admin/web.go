@@ -23,13 +23,19 @@ import (
 func newSessions(st *store.Store) *scs.SessionManager {
 	sm := scs.New()
 	sm.Store = postgresstore.NewWithCleanupInterval(st.DB().DB, 0)
-	sm.Lifetime = 12 * time.Hour
-	sm.IdleTimeout = 2 * time.Hour
+	sm.Lifetime = 12 * time.Hour   // TOLLGATE_SESSION_LIFETIME
+	sm.IdleTimeout = 2 * time.Hour // TOLLGATE_SESSION_IDLE_TIMEOUT
 	sm.Cookie.Name = "tollgate_session"
 	sm.Cookie.HttpOnly = true
 	sm.Cookie.SameSite = http.SameSiteLaxMode
 	sm.Cookie.Path = "/"
 	return sm
+}
+
+// SetSessionTimeouts sets how long a dashboard session lasts unused
+// (idle) and at most (lifetime).
+func (s *Server) SetSessionTimeouts(idle, lifetime time.Duration) {
+	s.sessions.IdleTimeout, s.sessions.Lifetime = idle, lifetime
 }
 
 // SetSecureCookies marks the session cookie Secure; turn it on when the
@@ -61,6 +67,8 @@ func (s *Server) webRoutes(r *mux.Router) {
 	web.HandleFunc("/signin", s.signInPage).Methods(http.MethodGet)
 	web.HandleFunc("/signin", s.signIn).Methods(http.MethodPost)
 	web.HandleFunc("/signout", s.signOut).Methods(http.MethodPost)
+	web.HandleFunc("/auth/oidc/login", s.oidcLogin).Methods(http.MethodGet)
+	web.HandleFunc("/auth/oidc/callback", s.oidcCallback).Methods(http.MethodGet)
 
 	pages := web.NewRoute().Subrouter()
 	pages.Use(s.requireSession)
@@ -71,6 +79,7 @@ func (s *Server) webRoutes(r *mux.Router) {
 	s.modelPages(pages)
 	s.routingPages(pages)
 	s.userPages(pages)
+	s.userAccessPages(pages)
 	s.budgetPages(pages)
 	s.spendPages(pages)
 	s.auditPages(pages)
@@ -84,33 +93,60 @@ const (
 	sessActor  = "actor"
 	sessUserID = "user_id"
 	sessName   = "name"
+	// sessSignedInAt ends the session when it is before the user's
+	// sessions_valid_after (they were blocked, or signed out everywhere).
+	sessSignedInAt = "signed_in_at"
 )
+
+// signInView is the sign-in page as configured: the single sign-on button
+// and/or the key form.
+func (s *Server) signInView() views.SignInView {
+	v := views.SignInView{KeyForm: s.keySignIn}
+	if s.oidc != nil {
+		v.SSOName = s.oidc.cfg.ProviderName
+	}
+	return v
+}
+
+// sessionEnded explains the ?ended= of a redirect from requireSession.
+var sessionEnded = map[string]string{
+	"blocked": "Your session has ended: your account is blocked. Ask an admin to unblock it.",
+	"removed": "Your session has ended: your account no longer exists.",
+	"revoked": "Your session has ended; sign in again.",
+}
 
 func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
 	if s.sessions.GetString(r.Context(), sessRole) != "" {
 		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 		return
 	}
-	render(w, r, http.StatusOK, views.SignIn(""))
+	v := s.signInView()
+	v.Notice = sessionEnded[r.URL.Query().Get("ended")]
+	render(w, r, http.StatusOK, views.SignIn(v))
 }
 
 // signIn accepts the master key, or a management/default key, which signs
-// its owner in with their role (until single sign-on arrives).
+// its owner in with their role.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
+	if !s.keySignIn {
+		s.signInFailed(w, r, http.StatusForbidden, "Signing in with a key is turned off here (TOLLGATE_KEY_SIGNIN=false); use single sign-on.")
+		return
+	}
 	key := strings.TrimSpace(r.PostFormValue("master_key"))
-	p, err := s.principalFor(r.Context(), key)
+	var p *principal
+	var err error
+	if !looksLikeJWT(key) {
+		p, err = s.principalFor(r.Context(), key)
+	}
 	var uerr *errUnauthorized
 	var ferr *errForbidden
-	if key == "" || errors.As(err, &uerr) || errors.As(err, &ferr) {
-		render(w, r, http.StatusUnauthorized, views.SignIn("That is not the master key or a management key."))
+	if key == "" || p == nil && err == nil || errors.As(err, &uerr) || errors.As(err, &ferr) {
+		v := s.signInView()
+		v.Error = "That is not the master key or a management key."
+		render(w, r, http.StatusUnauthorized, views.SignIn(v))
 		return
 	}
 	if err != nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	// A new token on sign-in defeats session fixation.
-	if err := s.sessions.RenewToken(r.Context()); err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
@@ -118,11 +154,41 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	if p.Actor != masterActor {
 		name = strings.TrimPrefix(strings.SplitN(p.Actor, " via ", 2)[0], "user:")
 	}
-	s.sessions.Put(r.Context(), sessRole, p.Role)
-	s.sessions.Put(r.Context(), sessActor, p.Actor+" (dashboard)")
-	s.sessions.Put(r.Context(), sessUserID, p.UserID)
-	s.sessions.Put(r.Context(), sessName, name)
+	if err := s.startSession(r.Context(), p, name, time.Now()); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// startSession signs p in: a new session token (against session fixation)
+// holding who they are and when they signed in.
+func (s *Server) startSession(ctx context.Context, p *principal, name string, at time.Time) error {
+	if err := s.sessions.RenewToken(ctx); err != nil {
+		return err
+	}
+	s.sessions.Put(ctx, sessRole, p.Role)
+	s.sessions.Put(ctx, sessActor, p.Actor+" (dashboard)")
+	s.sessions.Put(ctx, sessUserID, p.UserID)
+	s.sessions.Put(ctx, sessName, name)
+	s.sessions.Put(ctx, sessSignedInAt, at.UnixMicro())
+	return nil
+}
+
+// endSession signs the visitor out and sends them to the sign-in page,
+// which says why.
+func (s *Server) endSession(w http.ResponseWriter, r *http.Request, reason string) {
+	if err := s.sessions.Destroy(r.Context()); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	to := "/signin?ended=" + reason
+	if r.Header.Get("HX-Request") == "true" {
+		w.Header().Set("HX-Redirect", to)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
@@ -149,6 +215,26 @@ func (s *Server) requireSession(next http.Handler) http.Handler {
 			return
 		}
 		p := &principal{Actor: s.sessions.GetString(ctx, sessActor), Role: role, UserID: s.sessions.GetString(ctx, sessUserID)}
+		if p.UserID != "" {
+			// The user row decides on every page: blocking or removing
+			// them ends the session, and a new role applies at once.
+			u, err := s.st.GetUser(ctx, p.UserID)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				s.endSession(w, r, "removed")
+				return
+			case err != nil:
+				s.writeErr(w, r, err)
+				return
+			case u.Blocked:
+				s.endSession(w, r, "blocked")
+				return
+			case time.UnixMicro(s.sessions.GetInt64(ctx, sessSignedInAt)).Before(u.SessionsValidAfter):
+				s.endSession(w, r, "revoked")
+				return
+			}
+			p.Role, p.TeamIDs = u.Role, u.Teams
+		}
 		switch {
 		case p.Role == store.RoleMember:
 			// Members see their own keys and the playground, nothing else.
@@ -156,12 +242,6 @@ func (s *Server) requireSession(next http.Handler) http.Handler {
 				http.Error(w, "Members may manage their own keys and use the playground; this page is for admins and finance users.", http.StatusForbidden)
 				return
 			}
-			u, err := s.st.GetUser(ctx, p.UserID)
-			if err != nil {
-				s.writeErr(w, r, err)
-				return
-			}
-			p.TeamIDs = u.Teams
 		case r.Method != http.MethodGet && p.Role != store.RoleAdmin && !strings.HasPrefix(r.URL.Path, "/playground/"):
 			http.Error(w, "Finance users have read-only access.", http.StatusForbidden)
 			return

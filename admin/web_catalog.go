@@ -629,7 +629,8 @@ func (s *Server) usersView(r *http.Request, f views.UserForm) (views.UsersView, 
 		}
 		l := u.Limits()
 		v.Rows = append(v.Rows, views.UserRow{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, Teams: strings.Join(teamNames, ", "),
-			Usage: usageOf(u.Spend, l, u.BudgetResetAt, now), Limits: limitsText(l, 0, "")})
+			Usage: usageOf(u.Spend, l, u.BudgetResetAt, now), Limits: limitsText(l, 0, ""),
+			Blocked: u.Blocked, RoleFromSSO: u.RoleSource == store.RoleFromSSO, SSO: u.OIDCSubject != nil, LastSignIn: views.When(u.LastSignInAt)})
 	}
 	return v, nil
 }
@@ -640,7 +641,7 @@ func userFormFrom(r *http.Request) (views.UserForm, error) {
 		return views.UserForm{}, &badInput{err.Error()}
 	}
 	f := views.UserForm{Email: r.PostFormValue("email"), Name: r.PostFormValue("name"), Role: r.PostFormValue("role"),
-		TeamIDs: r.PostForm["team_id"], BudgetFields: budgetFieldsFrom(r)}
+		RoleSource: r.PostFormValue("role_source"), TeamIDs: r.PostForm["team_id"], BudgetFields: budgetFieldsFrom(r)}
 	f.BudgetID = ""
 	return f, nil
 }
@@ -649,6 +650,9 @@ func userFormFrom(r *http.Request) (views.UserForm, error) {
 func applyUserForm(f views.UserForm, in *store.UserInput) error {
 	teams := append([]string{}, f.TeamIDs...)
 	in.Email, in.Name, in.Role, in.Teams = f.Email, f.Name, f.Role, &teams
+	if f.RoleSource != "" {
+		in.RoleSource = &f.RoleSource
+	}
 	b, err := parseBudgetFields(f.BudgetFields)
 	if err != nil {
 		return err
@@ -688,7 +692,7 @@ func (s *Server) editUserDialog(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	f := views.UserForm{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, TeamIDs: u.Teams,
+	f := views.UserForm{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, RoleSource: u.RoleSource, TeamIDs: u.Teams,
 		BudgetFields: budgetFieldsOf(u.MaxBudget, u.SoftBudget, u.BudgetDuration, nil, u.RPMLimit, u.TPMLimit, nil)}
 	v, err := s.usersView(r, f)
 	if err != nil {

@@ -27,6 +27,10 @@ type Config struct {
 
 	AutoMigrate         bool
 	SecureCookies       bool
+	KeySignIn           bool          // the dashboard's master/management-key sign-in form
+	SessionIdleTimeout  time.Duration // dashboard sessions end after this long unused
+	SessionLifetime     time.Duration // and this long after sign-in in any case
+	OIDC                OIDC          // single sign-on; zero when not configured
 	MaxRequestBodyBytes int64
 	UpstreamTimeout     time.Duration
 	SpendFlushInterval  time.Duration
@@ -73,6 +77,9 @@ func Load(getenv func(string) string) (*Config, error) {
 		MockAddr:            e.str("TOLLGATE_MOCK_ADDR", ":9090"),
 		AutoMigrate:         e.boolean("TOLLGATE_AUTO_MIGRATE", true),
 		SecureCookies:       e.boolean("TOLLGATE_SECURE_COOKIES", false),
+		KeySignIn:           e.boolean("TOLLGATE_KEY_SIGNIN", true),
+		SessionIdleTimeout:  e.duration("TOLLGATE_SESSION_IDLE_TIMEOUT", 2*time.Hour),
+		SessionLifetime:     e.duration("TOLLGATE_SESSION_LIFETIME", 12*time.Hour),
 		MaxRequestBodyBytes: e.int("TOLLGATE_MAX_REQUEST_BODY_BYTES", 10<<20),
 		UpstreamTimeout:     e.duration("TOLLGATE_UPSTREAM_TIMEOUT", 10*time.Minute),
 		SpendFlushInterval:  e.duration("TOLLGATE_SPEND_FLUSH_INTERVAL", time.Second),
@@ -142,6 +149,13 @@ func Load(getenv func(string) string) (*Config, error) {
 	if c.MaxRequestBodyBytes <= 0 {
 		e.fail("TOLLGATE_MAX_REQUEST_BODY_BYTES", "must be positive")
 	}
+	if c.SessionIdleTimeout > c.SessionLifetime {
+		e.fail("TOLLGATE_SESSION_IDLE_TIMEOUT", fmt.Sprintf("must not be longer than TOLLGATE_SESSION_LIFETIME (%s)", c.SessionLifetime))
+	}
+	c.OIDC = oidcFromEnv(&e)
+	if !c.KeySignIn && !c.OIDC.Enabled() {
+		e.fail("TOLLGATE_KEY_SIGNIN", "can be false only with single sign-on configured (TOLLGATE_OIDC_ISSUER): otherwise nobody could sign in to the dashboard")
+	}
 	if c.MasterKey != "" && len(c.MasterKey) < 8 {
 		e.fail("TOLLGATE_MASTER_KEY", "must be at least 8 characters")
 	}
@@ -172,6 +186,17 @@ func (e *env) str(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// list reads a comma-separated list; empty items are dropped.
+func (e *env) list(name, def string) []string {
+	var out []string
+	for _, v := range strings.Split(e.str(name, def), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func (e *env) boolean(name string, def bool) bool {

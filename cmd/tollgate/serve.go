@@ -166,6 +166,12 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 			return err
 		}
 		adm.SetSecureCookies(cfg.SecureCookies)
+		adm.SetSessionTimeouts(cfg.SessionIdleTimeout, cfg.SessionLifetime)
+		adm.SetKeySignIn(cfg.KeySignIn)
+		adm.SetOIDC(cfg.OIDC)
+		if cfg.OIDC.Enabled() {
+			log.Info("single sign-on is on", "issuer", cfg.OIDC.Issuer, "key_signin", cfg.KeySignIn)
+		}
 		adm.SetGatewayURL(cfg.GatewayURL)
 		goRun(func() error {
 			return serveHTTP(runCtx, "admin", cfg.AdminAddr, adm.Handler(), cfg.ShutdownTimeout, log)
