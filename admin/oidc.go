@@ -423,7 +423,7 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("single sign-on: signed in", "user_id", u.ID, "role", u.Role)
-	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+	http.Redirect(w, r, home(u.Role), http.StatusSeeOther)
 }
 
 // oidcFailed shows the sign-in page with msg and logs why, without any

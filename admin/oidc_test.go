@@ -94,12 +94,12 @@ func ada(groups ...string) person {
 }
 
 // client is a browser: it keeps cookies and follows redirects, through
-// the identity provider and back, but stops at the dashboard so the
-// callback's own answer can be checked.
+// the identity provider and back, but stops at the callback's own answer
+// so it can be checked.
 func (e *ssoEnv) client() *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if req.URL.Path == "/dashboard" || req.URL.Path == "/signin" {
+		if req.URL.Host == via[0].URL.Host && req.URL.Path != "/auth/oidc/callback" {
 			return http.ErrUseLastResponse
 		}
 		return nil
@@ -127,12 +127,15 @@ func (e *ssoEnv) signIn(c *http.Client, p person) (*http.Response, string) {
 	return read(e.t)(c.Get(e.srv.URL + "/auth/oidc/login"))
 }
 
-func (e *ssoEnv) mustSignIn(c *http.Client, p person) {
+// mustSignIn signs p in and returns where they land.
+func (e *ssoEnv) mustSignIn(c *http.Client, p person) string {
 	e.t.Helper()
 	resp, body := e.signIn(c, p)
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/dashboard" {
-		e.t.Fatalf("sign in as %s: %d %s\n%s", p.sub, resp.StatusCode, resp.Header.Get("Location"), body)
+	to := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || to != "/dashboard" && to != "/keys" {
+		e.t.Fatalf("sign in as %s: %d %s\n%s", p.sub, resp.StatusCode, to, body)
 	}
+	return to
 }
 
 // get fetches a page with c, not following redirects away from it.
@@ -176,7 +179,9 @@ func TestSSOSignInProvisionsAndMapsGroups(t *testing.T) {
 
 	// First sign-in: a new finance user in eng; a group naming no team
 	// is ignored.
-	e.mustSignIn(c, ada("finance", "team-eng", "team-ghost", "unrelated"))
+	if to := e.mustSignIn(c, ada("finance", "team-eng", "team-ghost", "unrelated")); to != "/dashboard" {
+		t.Errorf("finance lands on %s", to)
+	}
 	resp, body := e.get(c, "/dashboard")
 	if resp.StatusCode != 200 || !strings.Contains(body, "ada@corp.example · finance") {
 		t.Fatalf("dashboard after sign-in: %d %s", resp.StatusCode, body)
@@ -213,7 +218,9 @@ func TestSSOSignInProvisionsAndMapsGroups(t *testing.T) {
 	e.must(http.StatusOK, http.MethodPatch, "/api/v1/users/"+id, obj{"role_source": "sso"})
 	p := ada()
 	p.claims["groups"] = "team-eng"
-	e.mustSignIn(e.client(), p)
+	if to := e.mustSignIn(e.client(), p); to != "/keys" {
+		t.Errorf("a member lands on %s, want /keys (their only page besides the playground)", to)
+	}
 	u = e.userByEmail("ada@corp.example")
 	if u["role"] != "member" || u["role_source"] != "sso" || !slices.Equal(teamsOf(u), sorted(eng, ops)) {
 		t.Errorf("back to sso: role %v (%v), teams %v", u["role"], u["role_source"], u["teams"])
@@ -280,7 +287,7 @@ func TestSSORefusesReplayForgedStateAndWrongNonce(t *testing.T) {
 		resp, _ := read(t)(c.Get(u))
 		return resp
 	}
-	e.idp.QueueUser(ada())
+	e.idp.QueueUser(ada("tollgate-admins"))
 	login := step(e.srv.URL + "/auth/oidc/login")
 	authorize, _ := url.Parse(login.Header.Get("Location"))
 	q := authorize.Query()
@@ -302,7 +309,7 @@ func TestSSORefusesReplayForgedStateAndWrongNonce(t *testing.T) {
 	}
 
 	// A good callback works once; its replay is refused.
-	e.idp.QueueUser(ada())
+	e.idp.QueueUser(ada("tollgate-admins"))
 	callback = step(step(e.srv.URL + "/auth/oidc/login").Header.Get("Location")).Header.Get("Location")
 	if resp := step(callback); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/dashboard" {
 		t.Fatalf("callback: %d %s", resp.StatusCode, resp.Header.Get("Location"))

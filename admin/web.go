@@ -62,7 +62,7 @@ func (s *Server) webRoutes(r *mux.Router) {
 	web := r.NewRoute().Subrouter()
 	web.Use(securityHeaders, s.sessions.LoadAndSave, csrf.Handler)
 	web.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+		http.Redirect(w, r, home(s.sessions.GetString(r.Context(), sessRole)), http.StatusSeeOther)
 	}).Methods(http.MethodGet)
 	web.HandleFunc("/signin", s.signInPage).Methods(http.MethodGet)
 	web.HandleFunc("/signin", s.signIn).Methods(http.MethodPost)
@@ -116,8 +116,8 @@ var sessionEnded = map[string]string{
 }
 
 func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
-	if s.sessions.GetString(r.Context(), sessRole) != "" {
-		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+	if role := s.sessions.GetString(r.Context(), sessRole); role != "" {
+		http.Redirect(w, r, home(role), http.StatusSeeOther)
 		return
 	}
 	v := s.signInView()
@@ -158,7 +158,16 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+	http.Redirect(w, r, home(p.Role), http.StatusSeeOther)
+}
+
+// home is where a role lands after sign-in: members on their keys, the
+// only page of theirs besides the playground.
+func home(role string) string {
+	if role == store.RoleMember {
+		return "/keys"
+	}
+	return "/dashboard"
 }
 
 // startSession signs p in: a new session token (against session fixation)

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/oauth2-proxy/mockoidc"
+
+	"tollgate/browsertest"
+)
+
+// People sign in to the dashboard in a real browser through an OpenID
+// Connect provider (mockoidc on loopback): the button takes them to the
+// provider and back, and they land signed in with the role and teams their
+// groups map to.
+func TestSingleSignOnInABrowser(t *testing.T) {
+	idp, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Shutdown() })
+	adminAddr := freeAddr(t)
+	s := startStackWith(t, map[string]string{
+		"TOLLGATE_ADMIN_ADDR":         adminAddr,
+		"TOLLGATE_OIDC_ISSUER":        idp.Issuer(),
+		"TOLLGATE_OIDC_CLIENT_ID":     idp.ClientID,
+		"TOLLGATE_OIDC_CLIENT_SECRET": idp.ClientSecret,
+		"TOLLGATE_OIDC_REDIRECT_URL":  "http://" + adminAddr + "/auth/oidc/callback",
+		"TOLLGATE_OIDC_SCOPES":        "openid email profile groups",
+		"TOLLGATE_OIDC_PROVIDER_NAME": "Mock IdP",
+		"TOLLGATE_KEY_SIGNIN":         "false",
+	})
+	eng := s.api("POST", "/teams", map[string]any{"name": "eng"})["id"].(string)
+	ctx := browsertest.New(t)
+	run := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v (page errors: %v)", what, err, browsertest.JSErrors(ctx))
+		}
+	}
+
+	// An admin by their groups: the sign-in page offers only the button.
+	idp.QueueUser(&mockoidc.MockUser{Subject: "sub-ada", Email: "ada@corp.example", EmailVerified: true,
+		PreferredUsername: "ada", Groups: []string{"tollgate-admins", "team-eng"}})
+	var button, whoami string
+	var keyForm bool
+	run("sign-in page",
+		chromedp.Navigate(s.admin+"/dashboard"),
+		chromedp.WaitVisible(`#sso-signin`),
+		chromedp.Text(`#sso-signin`, &button),
+		chromedp.Evaluate(`document.querySelector('#master_key') !== null`, &keyForm),
+	)
+	if button != "Sign in with Mock IdP" || keyForm {
+		t.Errorf("sign-in page: button %q, key form %v", button, keyForm)
+	}
+	run("sign in as an admin",
+		chromedp.Click(`#sso-signin`),
+		chromedp.WaitVisible(`section.stats`),
+		chromedp.Text(`.whoami small`, &whoami),
+	)
+	if whoami != "ada@corp.example · admin" {
+		t.Errorf("signed in as %q", whoami)
+	}
+	var users string
+	run("users page", chromedp.Navigate(s.admin+"/users"), chromedp.WaitVisible(`#users-list table`), chromedp.Text(`#users-list`, &users))
+	if !strings.Contains(users, "ada@corp.example") || !strings.Contains(users, "SSO") || !strings.Contains(users, "from SSO groups") || !strings.Contains(users, "eng") {
+		t.Errorf("users page: %q", users)
+	}
+
+	// A member by their groups lands on their keys, in their team.
+	idp.QueueUser(&mockoidc.MockUser{Subject: "sub-bob", Email: "bob@corp.example", EmailVerified: true, Groups: []string{"team-eng"}})
+	var url string
+	run("sign out and in as a member",
+		chromedp.Click(`.whoami button[type=submit]`),
+		chromedp.WaitVisible(`#sso-signin`),
+		chromedp.Click(`#sso-signin`),
+		chromedp.WaitVisible(`.whoami small`),
+		chromedp.Text(`.whoami small`, &whoami),
+		chromedp.Location(&url),
+	)
+	if whoami != "bob@corp.example · member" || !strings.HasSuffix(url, "/keys") {
+		t.Errorf("member: %q at %s", whoami, url)
+	}
+	bob := s.api("GET", "/users?limit=100", nil)["data"].([]any)
+	for _, u := range bob {
+		if u := u.(map[string]any); u["email"] == "bob@corp.example" {
+			if teams := u["teams"].([]any); len(teams) != 1 || teams[0] != eng {
+				t.Errorf("bob's teams: %v, want [%s]", teams, eng)
+			}
+		}
+	}
+	if errs := browsertest.JSErrors(ctx); len(errs) > 0 {
+		t.Errorf("browser errors: %q", errs)
+	}
+}
