@@ -23,11 +23,9 @@ type resource[In, Out any] struct {
 	update   func(ctx context.Context, actor, id string, change func(*In) error) (*Out, error)
 	remove   func(ctx context.Context, actor, id string) error
 	// visible limits what a caller may read and change: records it hides
-	// answer 404, as if they did not exist. nil shows everything.
+	// answer 404, as if they did not exist. nil shows everything. What a
+	// caller may write is the create and update functions' business.
 	visible func(p *principal, out *Out) bool
-	// check vets what a caller writes (a member may not move a key to
-	// another team); nil allows anything the store accepts.
-	check func(p *principal, in *In) error
 }
 
 // load reads one record the caller may see; noun names it in errors.
@@ -42,13 +40,6 @@ func (res *resource[In, Out]) load(r *http.Request, noun string) (*Out, error) {
 	return out, nil
 }
 
-func (res *resource[In, Out]) vet(r *http.Request, in *In) error {
-	if res.check == nil {
-		return nil
-	}
-	return res.check(principalFrom(r.Context()), in)
-}
-
 func register[In, Out any](s *Server, r *mux.Router, path string, res resource[In, Out]) {
 	name := strings.TrimPrefix(path, "/")
 	noun := strings.TrimSuffix(name, "s")
@@ -56,11 +47,7 @@ func register[In, Out any](s *Server, r *mux.Router, path string, res resource[I
 	if res.create != nil {
 		r.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			in := res.defaults()
-			err := decodeBody(r, &in)
-			if err == nil {
-				err = res.vet(r, &in)
-			}
-			if err != nil {
+			if err := decodeBody(r, &in); err != nil {
 				s.writeErr(w, r, err)
 				return
 			}
@@ -103,10 +90,7 @@ func register[In, Out any](s *Server, r *mux.Router, path string, res resource[I
 			return
 		}
 		out, err := res.update(r.Context(), principalFrom(r.Context()).Actor, pathID(r), func(in *In) error {
-			if err := decodeInto(body, in); err != nil {
-				return err
-			}
-			return res.vet(r, in)
+			return decodeInto(body, in)
 		})
 		if err != nil {
 			s.writeErr(w, r, err)

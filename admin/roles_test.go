@@ -88,7 +88,7 @@ func TestMemberSeesAndManagesOnlyTheirOwn(t *testing.T) {
 		t.Fatalf("member creates a key: %d %s", r.status, r.raw)
 	}
 	newKey := r.json["id"].(string)
-	wantError(t, e.as(e.memKey, http.MethodPost, "/api/v1/keys", obj{"team_id": e.teamB}), http.StatusBadRequest, "invalid_request", "team_id")
+	wantError(t, e.as(e.memKey, http.MethodPost, "/api/v1/keys", obj{"team_id": e.teamB}), http.StatusForbidden, "forbidden", "", "not a member of team team-b")
 	wantError(t, e.as(e.memKey, http.MethodPost, "/api/v1/keys", obj{"team_id": e.teamA, "user_id": e.other}), http.StatusForbidden, "forbidden", "")
 	wantError(t, e.as(e.memKey, http.MethodPost, "/api/v1/keys", obj{"team_id": e.teamA, "key_type": "management"}), http.StatusForbidden, "forbidden", "")
 
@@ -116,7 +116,7 @@ func TestMemberSeesAndManagesOnlyTheirOwn(t *testing.T) {
 	if r := e.as(e.memKey, http.MethodPost, "/api/v1/keys/"+newKey+"/block", nil); r.status != 200 || r.json["blocked"] != true {
 		t.Errorf("block own key: %d %s", r.status, r.raw)
 	}
-	wantError(t, e.as(e.memKey, http.MethodPatch, "/api/v1/keys/"+newKey, obj{"team_id": e.teamB}), http.StatusBadRequest, "invalid_request", "team_id")
+	wantError(t, e.as(e.memKey, http.MethodPatch, "/api/v1/keys/"+newKey, obj{"team_id": e.teamB}), http.StatusForbidden, "forbidden", "", "not a member of team team-b")
 
 	// The audit log names the member.
 	rows, _ := e.list("/api/v1/audit-logs?action=key.block")

@@ -126,7 +126,7 @@ func (s *Server) teamRows(r *http.Request) ([]views.TeamRow, error) {
 	for _, t := range teams {
 		l := t.Limits(profiles.of(t.BudgetID))
 		row := views.TeamRow{ID: t.ID, Name: t.Name, Models: listOrAll(t.Models), Usage: usageOf(t.Spend, l, t.BudgetResetAt, now),
-			Limits: limitsText(l, 0, profiles.name(t.BudgetID))}
+			Limits: limitsText(l, 0, profiles.name(t.BudgetID)), MemberCaps: capsText(t.MemberKeyCaps)}
 		for _, u := range users {
 			opt := views.Option{Value: u.ID, Label: u.Email}
 			if slices.Contains(u.Teams, t.ID) {
@@ -149,7 +149,7 @@ func listOrAll(models []string) string {
 
 // teamFormFrom reads the team form as typed.
 func teamFormFrom(r *http.Request) views.TeamForm {
-	return views.TeamForm{Name: r.PostFormValue("name"), Models: r.PostFormValue("models"), BudgetFields: budgetFieldsFrom(r)}
+	return views.TeamForm{Name: r.PostFormValue("name"), Models: r.PostFormValue("models"), BudgetFields: budgetFieldsFrom(r), Caps: capsFieldsFrom(r)}
 }
 
 // applyTeamForm sets what the team form edits.
@@ -161,7 +161,8 @@ func applyTeamForm(f views.TeamForm, spec *store.TeamSpec) error {
 	}
 	spec.MaxBudget, spec.SoftBudget, spec.BudgetDuration, spec.BudgetID = in.MaxBudget, in.SoftBudget, in.BudgetDuration, in.BudgetID
 	spec.RPMLimit, spec.TPMLimit, spec.MaxParallelRequests = in.RPMLimit, in.TPMLimit, in.MaxParallelRequests
-	return nil
+	spec.MemberKeyCaps, err = parseCapsFields(f.Caps)
+	return err
 }
 
 func (s *Server) createTeamForm(w http.ResponseWriter, r *http.Request) {
@@ -202,7 +203,8 @@ func (s *Server) editTeamDialog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := views.TeamForm{ID: t.ID, Name: t.Name, Models: strings.Join(t.Models, ", "),
-		BudgetFields: budgetFieldsOf(t.MaxBudget, t.SoftBudget, t.BudgetDuration, t.BudgetID, t.RPMLimit, t.TPMLimit, t.MaxParallelRequests)}
+		BudgetFields: budgetFieldsOf(t.MaxBudget, t.SoftBudget, t.BudgetDuration, t.BudgetID, t.RPMLimit, t.TPMLimit, t.MaxParallelRequests),
+		Caps:         capsFieldsOf(t.MemberKeyCaps)}
 	render(w, r, http.StatusOK, views.TeamEditDialog(f, profiles.options))
 }
 

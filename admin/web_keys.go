@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -25,7 +26,8 @@ func (s *Server) keyPages(r *mux.Router) {
 	r.HandleFunc("/keys/{id}", s.deleteKeyRow).Methods(http.MethodDelete)
 }
 
-// keysView loads what the keys page shows.
+// keysView loads what the keys page shows: every key, or for a member
+// their own, with their spend and what their teams allow their keys.
 func (s *Server) keysView(r *http.Request, form views.KeyForm) (views.KeysView, error) {
 	p := principalFrom(r.Context())
 	kf, tf := store.KeyFilter{Page: store.Page{Limit: 1000}}, store.TeamFilter{Page: store.Page{Limit: 1000}}
@@ -49,24 +51,196 @@ func (s *Server) keysView(r *http.Request, form views.KeyForm) (views.KeysView, 
 	// change a key's budget and limits after creation.
 	v := views.KeysView{Form: form, CanWrite: p.Role != store.RoleFinance, CanEdit: p.Role == store.RoleAdmin}
 	if p.Role == store.RoleAdmin {
-		v.Profiles = profiles.options
+		v.Options.Profiles = profiles.options
 	}
 	for _, t := range teams {
 		names[t.ID] = t.Name
-		v.Teams = append(v.Teams, views.Option{Value: t.ID, Label: t.Name})
+		v.Options.Teams = append(v.Options.Teams, views.Option{Value: t.ID, Label: t.Name})
 	}
 	now := time.Now()
 	for i := range keys {
 		v.Rows = append(v.Rows, keyRow(&keys[i], names, profiles, now))
 	}
+	if p.Role == store.RoleMember {
+		if err := s.myKeysView(r, &v, teams, now); err != nil {
+			return views.KeysView{}, err
+		}
+	}
 	return v, nil
+}
+
+// myKeysView adds what a member's own page shows: their spend, and per
+// team the models and caps their keys must keep to, also next to the form's
+// fields.
+func (s *Server) myKeysView(r *http.Request, v *views.KeysView, teams []store.Team, now time.Time) error {
+	u, err := s.st.GetUser(r.Context(), principalFrom(r.Context()).UserID)
+	if err != nil {
+		return err
+	}
+	v.Mine, v.Options.Member = true, true
+	v.Spend = usageOf(u.Spend, u.Limits(), u.BudgetResetAt, now)
+	v.SpendNote = "all time, across your keys"
+	if u.BudgetDuration != nil {
+		v.SpendNote = periodNote(*u.BudgetDuration) + ", across your keys"
+	}
+	var allowed []string
+	for _, t := range teams {
+		models := listOrAll(t.Models)
+		if models == "all" {
+			models = "all models"
+		}
+		v.Rules = append(v.Rules, views.TeamRules{Team: t.Name, Models: models, Caps: capsText(t.MemberKeyCaps)})
+		allowed = append(allowed, t.Name+": "+models)
+	}
+	if len(teams) == 1 {
+		allowed = []string{v.Rules[0].Models}
+	}
+	v.Options.Models = strings.Join(allowed, "; ")
+	v.Options.Hints = capHints(teams)
+	return nil
+}
+
+// periodNote names the current budget period: "this month", or "this
+// 30d period".
+func periodNote(d string) string {
+	switch d {
+	case "daily":
+		return "today"
+	case "weekly":
+		return "this week"
+	case "monthly":
+		return "this month"
+	}
+	return "this " + d + " period"
+}
+
+// capsText is a team's caps on member keys, compactly: "max $20.00 /
+// monthly · 60 rpm · 100k tpm · 4 parallel", or "none".
+func capsText(c store.KeyCaps) string {
+	var parts []string
+	switch {
+	case c.MaxBudget != nil && c.BudgetDuration != nil:
+		parts = append(parts, "max "+views.Money(*c.MaxBudget)+" / "+*c.BudgetDuration)
+	case c.MaxBudget != nil:
+		parts = append(parts, "max "+views.Money(*c.MaxBudget))
+	case c.BudgetDuration != nil:
+		parts = append(parts, "budgets "+*c.BudgetDuration)
+	}
+	if c.RPMLimit != nil {
+		parts = append(parts, views.Compact(*c.RPMLimit)+" rpm")
+	}
+	if c.TPMLimit != nil {
+		parts = append(parts, views.Compact(*c.TPMLimit)+" tpm")
+	}
+	if c.MaxParallelRequests != nil {
+		parts = append(parts, views.Compact(*c.MaxParallelRequests)+" parallel")
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " · ")
+}
+
+// capHints are the caps next to the key form's fields, by field name:
+// "your team's cap: max $20.00 / monthly", or per team when a member is in
+// several.
+func capHints(teams []store.Team) map[string]string {
+	hints := map[string]string{}
+	fields := []struct {
+		name string
+		of   func(c store.KeyCaps) string
+	}{
+		{"max_budget", func(c store.KeyCaps) string {
+			switch {
+			case c.MaxBudget == nil:
+				return ""
+			case c.BudgetDuration != nil:
+				return "max " + views.Money(*c.MaxBudget) + " / " + *c.BudgetDuration
+			}
+			return "max " + views.Money(*c.MaxBudget)
+		}},
+		{"budget_duration", func(c store.KeyCaps) string { return deref(c.BudgetDuration) }},
+		{"rpm_limit", func(c store.KeyCaps) string { return capInt(c.RPMLimit) }},
+		{"tpm_limit", func(c store.KeyCaps) string { return capInt(c.TPMLimit) }},
+		{"max_parallel_requests", func(c store.KeyCaps) string { return capInt(c.MaxParallelRequests) }},
+	}
+	for _, f := range fields {
+		var per []string
+		capped := false
+		for _, t := range teams {
+			text := f.of(t.MemberKeyCaps)
+			capped = capped || text != ""
+			if text == "" {
+				text = "no cap"
+			}
+			per = append(per, t.Name+": "+text)
+		}
+		switch {
+		case !capped:
+		case len(teams) == 1:
+			hints[f.name] = "Your team's cap: " + strings.TrimPrefix(per[0], teams[0].Name+": ")
+		default:
+			hints[f.name] = "Team caps: " + strings.Join(per, "; ")
+		}
+	}
+	return hints
+}
+
+// capsFieldsFrom reads a team form's caps on member keys, as typed.
+func capsFieldsFrom(r *http.Request) views.CapsFields {
+	return views.CapsFields{MaxBudget: r.PostFormValue("member_key_caps.max_budget"), Period: strings.TrimSpace(r.PostFormValue("member_key_caps.budget_duration")),
+		RPM: r.PostFormValue("member_key_caps.rpm_limit"), TPM: r.PostFormValue("member_key_caps.tpm_limit"),
+		Parallel: r.PostFormValue("member_key_caps.max_parallel_requests")}
+}
+
+// parseCapsFields reads typed caps; the store checks their rules.
+func parseCapsFields(f views.CapsFields) (store.KeyCaps, error) {
+	var c store.KeyCaps
+	var err error
+	if c.MaxBudget, err = optionalFloat("member_key_caps.max_budget", f.MaxBudget); err != nil {
+		return c, err
+	}
+	if f.Period != "" {
+		c.BudgetDuration = &f.Period
+	}
+	if c.RPMLimit, err = optionalInt("member_key_caps.rpm_limit", f.RPM); err != nil {
+		return c, err
+	}
+	if c.TPMLimit, err = optionalInt("member_key_caps.tpm_limit", f.TPM); err != nil {
+		return c, err
+	}
+	c.MaxParallelRequests, err = optionalInt("member_key_caps.max_parallel_requests", f.Parallel)
+	return c, err
+}
+
+// capsFieldsOf shows stored caps in the team form.
+func capsFieldsOf(c store.KeyCaps) views.CapsFields {
+	return views.CapsFields{MaxBudget: floatText(c.MaxBudget), Period: deref(c.BudgetDuration), RPM: intText(c.RPMLimit),
+		TPM: intText(c.TPMLimit), Parallel: intText(c.MaxParallelRequests)}
+}
+
+func capInt(v *int64) string {
+	if v == nil {
+		return ""
+	}
+	return "max " + views.Compact(*v)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func keyRow(k *store.Key, teamNames map[string]string, profiles budgetProfiles, now time.Time) views.KeyRow {
 	l := k.Limits(profiles.of(k.BudgetID))
 	row := views.KeyRow{ID: k.ID, Alias: k.Alias, Hint: k.Hint, Type: k.KeyType, Usage: usageOf(k.Spend, l, k.BudgetResetAt, now),
 		Limits:   limitsText(l, perModelCount(k.ModelRPMLimit, k.ModelTPMLimit), profiles.name(k.BudgetID)),
-		LastUsed: views.When(k.LastUsedAt), Expires: views.When(k.ExpiresAt), Blocked: k.Blocked}
+		LastUsed: views.When(k.LastUsedAt), Expires: views.When(k.ExpiresAt), Blocked: k.Blocked, Models: "all team models"}
+	if !store.Unrestricted(k.Models) {
+		row.Models = strings.Join(k.Models, ", ")
+	}
 	if k.ExpiresAt == nil {
 		row.Expires = "never"
 	}
@@ -82,7 +256,11 @@ func (s *Server) keysPage(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	s.page(w, r, "Virtual keys", "keys", views.KeysPage(v))
+	title := "Virtual keys"
+	if v.Mine {
+		title = "My keys"
+	}
+	s.page(w, r, title, "keys", views.KeysPage(v))
 }
 
 // keyFormFrom reads the key form as typed. Members do not pick budget
@@ -105,7 +283,7 @@ func (s *Server) createKeyForm(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r.Context())
 	if err == nil && p.Role == store.RoleMember {
 		spec.UserID = &p.UserID
-		err = memberKeyRules(p, &spec)
+		err = s.vetKey(r.Context(), p, nil, &spec)
 	}
 	var key *store.Key
 	var secret string
@@ -113,7 +291,7 @@ func (s *Server) createKeyForm(w http.ResponseWriter, r *http.Request) {
 		key, secret, err = s.st.CreateKey(r.Context(), p.Actor, spec, "")
 	}
 	if err != nil {
-		if f.Errors, err = fieldErrors(err); err != nil {
+		if f.Errors, err = keyFormErrors(err); err != nil {
 			s.writeErr(w, r, err)
 			return
 		}
@@ -122,7 +300,7 @@ func (s *Server) createKeyForm(w http.ResponseWriter, r *http.Request) {
 			s.writeErr(w, r, err)
 			return
 		}
-		render(w, r, http.StatusOK, views.KeyFormView(v.Form, v.Teams, v.Profiles))
+		render(w, r, http.StatusOK, views.KeyFormView(v.Form, v.Options))
 		return
 	}
 	v, err := s.keysView(r, views.KeyForm{})
@@ -132,6 +310,20 @@ func (s *Server) createKeyForm(w http.ResponseWriter, r *http.Request) {
 	}
 	toast(w, "ok", "Key "+key.Hint+" created")
 	render(w, r, http.StatusOK, views.KeyCreated(v, secret, key.Hint))
+}
+
+// keyFormErrors places a refusal next to the field it names, and any other
+// refusal over the form, as validation errors are; other errors come back.
+func keyFormErrors(err error) (map[string]string, error) {
+	var refusal *keyRefusal
+	if errors.As(err, &refusal) {
+		return map[string]string{refusal.field: refusal.Error()}, nil
+	}
+	var forbidden *errForbidden
+	if errors.As(err, &forbidden) {
+		return map[string]string{"form": forbidden.Error()}, nil
+	}
+	return fieldErrors(err)
 }
 
 func keySpecFromForm(f views.KeyForm) (store.KeySpec, error) {

@@ -274,7 +274,7 @@ func TestDashboardRoles(t *testing.T) {
 		t.Error("member nav links to admin pages")
 	}
 	_, body = b.send("POST", "/keys", url.Values{"team_id": {teamB}, "alias": {"sneaky"}}, true)
-	if !strings.Contains(body, "must be one of your teams") {
+	if !strings.Contains(body, "You are not a member of team team-b") {
 		t.Errorf("member key in another team: %s", body)
 	}
 	_, body = b.send("POST", "/keys", url.Values{"team_id": {teamA}, "alias": {"laptop"}}, true)

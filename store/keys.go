@@ -5,11 +5,34 @@ import (
 
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
 )
+
+// Clone copies the spec deep enough that decoding a change into the copy
+// leaves the original alone: encoding/json writes through non-nil pointers
+// and adds to existing maps.
+func (k *KeySpec) Clone() KeySpec {
+	c := *k
+	c.TeamID, c.UserID, c.BudgetDuration, c.BudgetID = clonePtr(k.TeamID), clonePtr(k.UserID), clonePtr(k.BudgetDuration), clonePtr(k.BudgetID)
+	c.MaxBudget, c.SoftBudget = clonePtr(k.MaxBudget), clonePtr(k.SoftBudget)
+	c.RPMLimit, c.TPMLimit, c.MaxParallelRequests = clonePtr(k.RPMLimit), clonePtr(k.TPMLimit), clonePtr(k.MaxParallelRequests)
+	c.ExpiresAt = clonePtr(k.ExpiresAt)
+	c.Models, c.Metadata = slices.Clone(k.Models), slices.Clone(k.Metadata)
+	c.ModelRPMLimit, c.ModelTPMLimit = maps.Clone(k.ModelRPMLimit), maps.Clone(k.ModelTPMLimit)
+	return c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
 
 // KeyFilter selects keys.
 type KeyFilter struct {
@@ -176,7 +199,7 @@ func (s *Store) updateKey(ctx context.Context, actor, action, id, newSecret stri
 			return mapErr(err, "key "+id)
 		}
 		before := k
-		spec := k.KeySpec
+		spec := k.KeySpec.Clone() // so that the audit log's before is the key as it was
 		if err := change(&spec); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -27,10 +28,10 @@ func (s *Store) CreateTeam(ctx context.Context, actor string, spec TeamSpec) (*T
 		}
 		err = tx.GetContext(ctx, &t, `
 			INSERT INTO teams (name, models, max_budget, soft_budget, budget_duration, rpm_limit, tpm_limit, blocked, metadata,
-			                   max_parallel_requests, budget_id, budget_reset_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *`,
+			                   max_parallel_requests, budget_id, budget_reset_at, member_key_caps)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *`,
 			spec.Name, spec.Models, spec.MaxBudget, spec.SoftBudget, spec.BudgetDuration, spec.RPMLimit, spec.TPMLimit, spec.Blocked, spec.Metadata,
-			spec.MaxParallelRequests, spec.BudgetID, resetAt)
+			spec.MaxParallelRequests, spec.BudgetID, resetAt, spec.MemberKeyCaps)
 		if err != nil {
 			return mapErr(err, fmt.Sprintf("team %q", spec.Name))
 		}
@@ -43,6 +44,19 @@ func (s *Store) CreateTeam(ctx context.Context, actor string, spec TeamSpec) (*T
 		return nil, err
 	}
 	return &t, nil
+}
+
+// clone copies the spec deep enough that decoding a change into the copy
+// leaves the original alone (see KeySpec.Clone).
+func (t *TeamSpec) clone() TeamSpec {
+	c := *t
+	c.MaxBudget, c.SoftBudget, c.BudgetDuration, c.BudgetID = clonePtr(t.MaxBudget), clonePtr(t.SoftBudget), clonePtr(t.BudgetDuration), clonePtr(t.BudgetID)
+	c.RPMLimit, c.TPMLimit, c.MaxParallelRequests = clonePtr(t.RPMLimit), clonePtr(t.TPMLimit), clonePtr(t.MaxParallelRequests)
+	c.Models, c.Metadata = slices.Clone(t.Models), slices.Clone(t.Metadata)
+	m := t.MemberKeyCaps
+	c.MemberKeyCaps = KeyCaps{MaxBudget: clonePtr(m.MaxBudget), BudgetDuration: clonePtr(m.BudgetDuration), RPMLimit: clonePtr(m.RPMLimit),
+		TPMLimit: clonePtr(m.TPMLimit), MaxParallelRequests: clonePtr(m.MaxParallelRequests)}
+	return c
 }
 
 // GetTeam reads one team.
@@ -105,7 +119,7 @@ func (s *Store) UpdateTeam(ctx context.Context, actor, id string, change func(*T
 			return mapErr(err, "team "+id)
 		}
 		before := t
-		spec := t.TeamSpec
+		spec := t.TeamSpec.clone() // so that the audit log's before is the team as it was
 		if err := change(&spec); err != nil {
 			return err
 		}
@@ -120,10 +134,10 @@ func (s *Store) UpdateTeam(ctx context.Context, actor, id string, change func(*T
 		err = tx.GetContext(ctx, &t, `
 			UPDATE teams SET name = $2, models = $3, max_budget = $4, soft_budget = $5, budget_duration = $6,
 			       rpm_limit = $7, tpm_limit = $8, blocked = $9, metadata = $10, max_parallel_requests = $11,
-			       budget_id = $12, budget_reset_at = $13, updated_at = now()
+			       budget_id = $12, budget_reset_at = $13, member_key_caps = $14, updated_at = now()
 			WHERE id = $1 RETURNING *`,
 			id, spec.Name, spec.Models, spec.MaxBudget, spec.SoftBudget, spec.BudgetDuration, spec.RPMLimit, spec.TPMLimit, spec.Blocked, spec.Metadata,
-			spec.MaxParallelRequests, spec.BudgetID, resetAt)
+			spec.MaxParallelRequests, spec.BudgetID, resetAt, spec.MemberKeyCaps)
 		if err != nil {
 			return mapErr(err, fmt.Sprintf("team %q", spec.Name))
 		}

@@ -129,6 +129,19 @@ func (t *TeamSpec) Normalize() error {
 		nonNegativeInt("tpm_limit", t.TPMLimit),
 		nonNegativeInt("max_parallel_requests", t.MaxParallelRequests),
 		validateModelList("models", t.Models),
+		t.MemberKeyCaps.validate(),
+	)
+}
+
+// validate checks a team's caps on member keys; errors name the field as
+// the API nests it (member_key_caps.max_budget).
+func (c *KeyCaps) validate() error {
+	return firstErr(
+		nonNegative("member_key_caps.max_budget", c.MaxBudget),
+		ValidateBudgetDuration("member_key_caps.budget_duration", c.BudgetDuration),
+		nonNegativeInt("member_key_caps.rpm_limit", c.RPMLimit),
+		nonNegativeInt("member_key_caps.tpm_limit", c.TPMLimit),
+		nonNegativeInt("member_key_caps.max_parallel_requests", c.MaxParallelRequests),
 	)
 }
 
