@@ -88,13 +88,9 @@ func TestOpenAINodeSDKReadsEveryTranslatedStream(t *testing.T) {
 	runSDKCheck(t, node, s.gateway, key, append([]string{"--tools", strings.Join(tools, ","), "--broken", strings.Join(broken, ",")}, models...)...)
 
 	t.Run("OpenAI-format stream torn inside an event", func(t *testing.T) {
-		// Known gateway bug, found by this check: when an OpenAI-format
-		// upstream drops the connection inside an event, StreamCopier.Copy
-		// (gateway/openai/stream.go) writes the incomplete event to the
-		// caller on the read error, and endStream's error event follows on
-		// the same line, so the SDKs fail on invalid JSON instead of raising
-		// APIError. Remove this skip once the copier drops a torn event.
-		t.Skip("gateway bug: a torn OpenAI-format event is relayed before the error event")
+		// An OpenAI-format upstream that drops the connection inside an
+		// event: the gateway drops the torn event, so the SDK sees only
+		// whole chunks and then the error event (found by this check).
 		runSDKCheck(t, node, s.gateway, key, "--broken", strings.Join(torn, ","))
 	})
 }

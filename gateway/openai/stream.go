@@ -41,9 +41,24 @@ func (c *StreamCopier) Copy(w io.Writer, flush func(), upstream io.Reader) error
 			continue
 		}
 		event.Write(line)
-		blank := !midLine && len(bytes.TrimSpace(line)) == 0
+		blank := !midLine && len(line) > 0 && len(bytes.TrimSpace(line)) == 0
 		midLine = false
-		if (blank && event.Len() > 0) || (err != nil && event.Len() > 0) {
+		if err != nil && !blank {
+			// The stream ended inside an event. Written as it is, a torn
+			// JSON line would run into the error event that follows and the
+			// caller's SSE parser would fail on both. Only a clean end
+			// after whole lines (a server that omits the last blank line)
+			// passes, completed with the blank line.
+			whole := bytes.HasSuffix(event.Bytes(), []byte("\n")) || isDone(event.Bytes())
+			if err != io.EOF || !whole {
+				event.Reset()
+			} else if event.Len() > 0 {
+				for !bytes.HasSuffix(event.Bytes(), []byte("\n\n")) {
+					event.WriteByte('\n')
+				}
+			}
+		}
+		if event.Len() > 0 && (blank || err != nil) {
 			if c.keep(event.Bytes()) {
 				if _, werr := w.Write(event.Bytes()); werr != nil {
 					return werr
@@ -64,6 +79,12 @@ func (c *StreamCopier) Copy(w io.Writer, flush func(), upstream io.Reader) error
 			return err
 		}
 	}
+}
+
+// isDone reports whether an event is the [DONE] marker alone.
+func isDone(event []byte) bool {
+	data, ok := bytes.CutPrefix(bytes.TrimSpace(event), dataPrefix)
+	return ok && bytes.Equal(bytes.TrimSpace(data), doneMarker)
 }
 
 // keep inspects one event and says whether to pass it on.

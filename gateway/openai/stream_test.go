@@ -2,8 +2,10 @@ package openai
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestStreamCopier(t *testing.T) {
@@ -27,7 +29,9 @@ func TestStreamCopier(t *testing.T) {
 		{"no usage", chunk("a") + done, true, chunk("a") + done, false, 1, 1},
 		{"long line kept whole", chunk(long) + done, false, chunk(long) + done, false, 1, 1},
 		{"comments and events pass", ": keep-alive\n\nevent: ping\ndata: {}\n\n" + done, false, ": keep-alive\n\nevent: ping\ndata: {}\n\n" + done, false, 1, 1},
-		{"no trailing blank line", chunk("a") + "data: [DONE]", false, chunk("a") + "data: [DONE]", false, 1, 1},
+		{"no trailing blank line", chunk("a") + "data: [DONE]", false, chunk("a") + "data: [DONE]\n\n", false, 1, 1},
+		{"last blank line missing", chunk("a") + chunk("b")[:len(chunk("b"))-1], false, chunk("a") + chunk("b"), false, 2, 1},
+		{"ends inside an event", chunk("a") + chunk("b")[:30], false, chunk("a"), false, 1, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -50,6 +54,26 @@ func TestStreamCopier(t *testing.T) {
 				t.Errorf("%d flushes", flushes)
 			}
 		})
+	}
+}
+
+// A connection lost inside an event drops that event: written, its torn
+// JSON would run into the error event the gateway sends next.
+func TestStreamCopierDropsATornEvent(t *testing.T) {
+	whole := `data: {"choices":[{"index":0,"delta":{"content":"a"}}]}` + "\n\n"
+	torn := `data: {"choices":[{"index":0,"delta":{"cont`
+	var out bytes.Buffer
+	sc := StreamCopier{}
+	err := sc.Copy(&out, func() {}, io.MultiReader(strings.NewReader(whole+torn), iotest.ErrReader(io.ErrUnexpectedEOF)))
+	if err != io.ErrUnexpectedEOF || out.String() != whole || sc.Chunks != 1 {
+		t.Fatalf("err %v, chunks %d, out %q", err, sc.Chunks, out.String())
+	}
+	// Whole lines without their blank line, then a broken connection:
+	// dropped too, since the event may have had more lines.
+	out.Reset()
+	err = sc.Copy(&out, func() {}, io.MultiReader(strings.NewReader(whole+whole[:len(whole)-1]), iotest.ErrReader(io.ErrUnexpectedEOF)))
+	if err != io.ErrUnexpectedEOF || out.String() != whole {
+		t.Fatalf("err %v, out %q", err, out.String())
 	}
 }
 
