@@ -215,6 +215,19 @@ func TestDashboardBudgetFieldsOnKeysUsersAndModels(t *testing.T) {
 	if m.ModelName != "gpt-mini" || *m.MaxOutputTokens != 4096 || m.InputCostPerMillion != 0.5 || !m.Enabled || m.ProviderID != provID {
 		t.Errorf("model after edit: %+v", m.ModelSpec)
 	}
+
+	// Models: the deployment's own timeouts.
+	_, body = b.send("POST", "/models/"+modelID, url.Values{"model_name": {"gpt-mini"}, "upstream_model": {"mock-gpt"}, "first_byte_timeout_ms": {"-5"}, "enabled": {"true"}}, true)
+	htmlHas(t, "timeout error", body, "first_byte_timeout_ms must be positive", `value="-5"`)
+	_, body = b.send("POST", "/models/"+modelID, url.Values{"model_name": {"gpt-mini"}, "upstream_model": {"mock-gpt"}, "connect_timeout_ms": {"2000"},
+		"first_byte_timeout_ms": {"15000"}, "timeout_ms": {"120000"}, "enabled": {"true"}}, true)
+	htmlHas(t, "saved timeouts", body, "connect 2s · first byte 15s · timeout 2m0s")
+	m, _ = e.st.GetModel(ctx, modelID)
+	if m.ConnectTimeoutMS == nil || *m.ConnectTimeoutMS != 2000 || *m.FirstByteTimeoutMS != 15000 || *m.TimeoutMS != 120000 {
+		t.Errorf("timeouts after edit: %+v", m.ModelSpec)
+	}
+	_, body = b.send("GET", "/models/"+modelID+"/edit", nil, true)
+	htmlHas(t, "edit dialog timeouts", body, `name="first_byte_timeout_ms" type="number" min="1" value="15000"`)
 }
 
 func TestDashboardBudgetsPage(t *testing.T) {

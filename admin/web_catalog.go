@@ -529,6 +529,15 @@ func parseModelNumbers(f views.ModelForm, spec *store.ModelSpec) error {
 	if spec.MaxOutputTokens, err = optionalInt("max_output_tokens", f.MaxOutput); err != nil {
 		return err
 	}
+	if spec.ConnectTimeoutMS, err = optionalInt("connect_timeout_ms", f.ConnectTimeout); err != nil {
+		return err
+	}
+	if spec.FirstByteTimeoutMS, err = optionalInt("first_byte_timeout_ms", f.FirstByteTimeout); err != nil {
+		return err
+	}
+	if spec.TimeoutMS, err = optionalInt("timeout_ms", f.Timeout); err != nil {
+		return err
+	}
 	weight, err := optionalInt("weight", f.Weight)
 	if weight != nil {
 		spec.Weight = int(*weight)
@@ -541,7 +550,8 @@ func modelFormFrom(r *http.Request) views.ModelForm {
 	return views.ModelForm{Name: r.PostFormValue("model_name"), ProviderID: r.PostFormValue("provider_id"), Upstream: r.PostFormValue("upstream_model"),
 		InPrice: r.PostFormValue("input_cost_per_million"), OutPrice: r.PostFormValue("output_cost_per_million"),
 		RPM: r.PostFormValue("rpm_limit"), TPM: r.PostFormValue("tpm_limit"), Weight: r.PostFormValue("weight"),
-		MaxOutput: r.PostFormValue("max_output_tokens"), Enabled: r.PostFormValue("enabled") == "true"}
+		MaxOutput: r.PostFormValue("max_output_tokens"), Enabled: r.PostFormValue("enabled") == "true",
+		ConnectTimeout: r.PostFormValue("connect_timeout_ms"), FirstByteTimeout: r.PostFormValue("first_byte_timeout_ms"), Timeout: r.PostFormValue("timeout_ms")}
 }
 
 // modelLimits describes a deployment's limits: "60 rpm · 100k tpm · weight 1 · max 4,096 out".
@@ -557,6 +567,14 @@ func modelLimits(m *store.ModelSpec) string {
 	if m.MaxOutputTokens != nil {
 		parts = append(parts, "max "+views.Count(*m.MaxOutputTokens)+" out")
 	}
+	for _, t := range []struct {
+		name string
+		ms   *int64
+	}{{"connect", m.ConnectTimeoutMS}, {"first byte", m.FirstByteTimeoutMS}, {"timeout", m.TimeoutMS}} {
+		if t.ms != nil {
+			parts = append(parts, t.name+" "+(time.Duration(*t.ms)*time.Millisecond).String())
+		}
+	}
 	return strings.Join(parts, " · ")
 }
 
@@ -571,7 +589,8 @@ func (s *Server) editModelDialog(w http.ResponseWriter, r *http.Request) {
 	}
 	render(w, r, http.StatusOK, views.ModelEditDialog(views.ModelForm{ID: m.ID, Name: m.ModelName, Upstream: m.UpstreamModel,
 		InPrice: strconv.FormatFloat(m.InputCostPerMillion, 'f', -1, 64), OutPrice: strconv.FormatFloat(m.OutputCostPerMillion, 'f', -1, 64),
-		RPM: intText(m.RPMLimit), TPM: intText(m.TPMLimit), Weight: strconv.Itoa(m.Weight), MaxOutput: intText(m.MaxOutputTokens), Enabled: m.Enabled}))
+		RPM: intText(m.RPMLimit), TPM: intText(m.TPMLimit), Weight: strconv.Itoa(m.Weight), MaxOutput: intText(m.MaxOutputTokens), Enabled: m.Enabled,
+		ConnectTimeout: intText(m.ConnectTimeoutMS), FirstByteTimeout: intText(m.FirstByteTimeoutMS), Timeout: intText(m.TimeoutMS)}))
 }
 
 // updateModelForm saves the edit dialog; an empty price is zero.
