@@ -33,7 +33,23 @@ type Server struct {
 	oidc *oidcAuth
 	// keySignIn shows the dashboard's master/management-key form.
 	keySignIn bool
+	// routing is the gateway-wide routing settings, for the Routing page.
+	routing RoutingDefaults
 }
+
+// RoutingDefaults are the routing settings the environment gives the
+// gateway; the admin app only shows them.
+type RoutingDefaults struct {
+	Retries          int
+	CooldownFailures int
+	CooldownWindow   time.Duration
+	CooldownPeriod   time.Duration
+	DefaultFallbacks []string
+	HealthInterval   time.Duration
+}
+
+// SetRoutingDefaults tells the Routing page what the environment sets.
+func (s *Server) SetRoutingDefaults(d RoutingDefaults) { s.routing = d }
 
 // New builds the admin app. With an empty master key the API refuses every
 // call: there is no way in without one.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/a-h/templ"
@@ -185,7 +186,7 @@ func (s *Server) routingPage(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, err)
 		return
 	}
-	s.page(w, r, "Routing", "routing", views.RoutingPage(views.RoutingView{Groups: rt.groupRows(), Aliases: rt.aliasRows(),
+	s.page(w, r, "Routing", "routing", views.RoutingPage(views.RoutingView{Groups: rt.groupRows(), Aliases: rt.aliasRows(), Defaults: s.routingDefaults(),
 		GroupForm: views.GroupForm{Strategy: "weighted"}, Choices: rt.choices(), CanWrite: s.viewSession(r.Context()).CanWrite}))
 }
 
@@ -312,4 +313,23 @@ func (s *Server) putAliasForm(w http.ResponseWriter, r *http.Request) {
 			}
 			return both(views.AliasFormView(views.AliasForm{}, rt.choices().Models), views.AliasesList(rt.aliasRows(), true, true)), nil
 		}, msg)
+}
+
+// routingDefaults lists the environment's routing settings.
+func (s *Server) routingDefaults() []views.Setting {
+	d := s.routing
+	fallbacks, health := "none", "off"
+	if len(d.DefaultFallbacks) > 0 {
+		fallbacks = strings.Join(d.DefaultFallbacks, " → ")
+	}
+	if d.HealthInterval > 0 {
+		health = "every " + d.HealthInterval.String()
+	}
+	return []views.Setting{
+		{Name: "Retries after a 429, 5xx or timeout", Env: "TOLLGATE_RETRIES", Value: strconv.Itoa(d.Retries)},
+		{Name: "Failures that cool a deployment down", Env: "TOLLGATE_COOLDOWN_FAILURES", Value: fmt.Sprintf("%d within %s", d.CooldownFailures, d.CooldownWindow)},
+		{Name: "Cooling period", Env: "TOLLGATE_COOLDOWN_PERIOD", Value: d.CooldownPeriod.String()},
+		{Name: "Default fallbacks", Env: "TOLLGATE_DEFAULT_FALLBACKS", Value: fallbacks},
+		{Name: "Health checks", Env: "TOLLGATE_HEALTH_CHECK_INTERVAL", Value: health},
+	}
 }

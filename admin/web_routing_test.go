@@ -2,7 +2,9 @@ package admin_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -10,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"tollgate/admin"
 	"tollgate/store"
+	"tollgate/store/storetest"
 )
 
 // routingModels adds deployments: gpt-4o twice (weights 3 and 1), claude,
@@ -294,4 +298,19 @@ func TestDashboardModelsProbeHealth(t *testing.T) {
 			t.Errorf("%s's row does not say %s", upstream, want)
 		}
 	}
+}
+
+func TestDashboardRoutingShowsTheEnvironmentsSettings(t *testing.T) {
+	st := storetest.New(t)
+	adm := admin.New(st, storetest.Redis(t), masterKey, slog.New(slog.DiscardHandler))
+	adm.SetRoutingDefaults(admin.RoutingDefaults{Retries: 2, CooldownFailures: 4, CooldownWindow: time.Minute, CooldownPeriod: 45 * time.Second,
+		DefaultFallbacks: []string{"gpt-4o-mini", "claude-haiku"}, HealthInterval: 30 * time.Second})
+	srv := httptest.NewServer(adm.Handler())
+	t.Cleanup(srv.Close)
+	e := &env{t: t, st: st, srv: srv}
+	b := e.browser()
+	b.signIn()
+	_, body := b.send("GET", "/routing", nil, false)
+	htmlHas(t, "routing defaults", body, "Gateway-wide settings", "<code>TOLLGATE_RETRIES</code>", "<td>2</td>",
+		"4 within 1m0s", "<td>45s</td>", "gpt-4o-mini → claude-haiku", "every 30s")
 }

@@ -173,6 +173,9 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 			log.Info("single sign-on is on", "issuer", cfg.OIDC.Issuer, "key_signin", cfg.KeySignIn)
 		}
 		adm.SetGatewayURL(cfg.GatewayURL)
+		adm.SetRoutingDefaults(admin.RoutingDefaults{Retries: cfg.Retries, CooldownFailures: cfg.CooldownFailures,
+			CooldownWindow: cfg.CooldownWindow, CooldownPeriod: cfg.CooldownPeriod, DefaultFallbacks: cfg.DefaultFallbacks,
+			HealthInterval: cfg.HealthInterval})
 		goRun(func() error {
 			return serveHTTP(runCtx, "admin", cfg.AdminAddr, adm.Handler(), cfg.ShutdownTimeout, log)
 		})
