@@ -414,7 +414,7 @@ func TestSSODashboardUserControls(t *testing.T) {
 	b := e.browser()
 	b.signIn()
 	_, body := b.send("GET", "/users", nil, false)
-	htmlHas(t, "users page", body, "SSO</span>", "from SSO groups", `hx-post="/users/`+id+`/block"`)
+	htmlHas(t, "users page", body, "single sign-on · last 20", "finance · groups</span>", `hx-post="/users/`+id+`/block"`)
 	_, body = b.send("GET", "/users/"+id+"/edit", nil, true)
 	htmlHas(t, "edit dialog", body, `<option value="sso" selected`)
 

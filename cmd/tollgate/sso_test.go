@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,6 +16,8 @@ import (
 // Connect provider (mockoidc on loopback): the button takes them to the
 // provider and back, and they land signed in with the role and teams their
 // groups map to.
+//
+// With TOLLGATE_SCREENSHOTS=dir the sign-in and users pages are saved there.
 func TestSingleSignOnInABrowser(t *testing.T) {
 	idp, err := mockoidc.Run()
 	if err != nil {
@@ -39,6 +43,11 @@ func TestSingleSignOnInABrowser(t *testing.T) {
 			t.Fatalf("%s: %v (page errors: %v)", what, err, browsertest.JSErrors(ctx))
 		}
 	}
+	shot := func(name string) {
+		if dir := os.Getenv("TOLLGATE_SCREENSHOTS"); dir != "" {
+			browsertest.Screenshot(t, ctx, filepath.Join(dir, name+".png"))
+		}
+	}
 
 	// An admin by their groups: the sign-in page offers only the button.
 	idp.QueueUser(&mockoidc.MockUser{Subject: "sub-ada", Email: "ada@corp.example", EmailVerified: true,
@@ -54,6 +63,7 @@ func TestSingleSignOnInABrowser(t *testing.T) {
 	if button != "Sign in with Mock IdP" || keyForm {
 		t.Errorf("sign-in page: button %q, key form %v", button, keyForm)
 	}
+	shot("signin-sso")
 	run("sign in as an admin",
 		chromedp.Click(`#sso-signin`),
 		chromedp.WaitVisible(`section.stats`),
@@ -64,7 +74,8 @@ func TestSingleSignOnInABrowser(t *testing.T) {
 	}
 	var users string
 	run("users page", chromedp.Navigate(s.admin+"/users"), chromedp.WaitVisible(`#users-list table`), chromedp.Text(`#users-list`, &users))
-	if !strings.Contains(users, "ada@corp.example") || !strings.Contains(users, "SSO") || !strings.Contains(users, "from SSO groups") || !strings.Contains(users, "eng") {
+	shot("users-sso")
+	if !strings.Contains(users, "ada@corp.example") || !strings.Contains(users, "single sign-on · last") || !strings.Contains(users, "admin · groups") || !strings.Contains(users, "eng") {
 		t.Errorf("users page: %q", users)
 	}
 
