@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // asMember calls the management API with a member's key and returns the
@@ -27,19 +28,27 @@ func (s *stack) asMember(key, method, path string, body any) (int, map[string]an
 	return resp.StatusCode, out
 }
 
-// chatWith makes one chat completion with key for model; it returns the
-// status and the body.
+// chatWith makes a chat completion with key for model and returns the
+// status and the body. The gateway learns of new models by NOTIFY, which
+// on a loaded machine can take a moment, so a 404 is tried again for up to
+// 10 s.
 func (s *stack) chatWith(key, model string) (int, string) {
-	req, _ := http.NewRequest("POST", s.gateway+"/v1/chat/completions",
-		strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"from a member's own key"}]}`))
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequest("POST", s.gateway+"/v1/chat/completions",
+			strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"from a member's own key"}]}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || time.Now().After(deadline) {
+			return resp.StatusCode, string(raw)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(raw)
 }
 
 // A member makes their own key through the management API, within their
