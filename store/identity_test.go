@@ -67,6 +67,13 @@ func TestSignInSSO(t *testing.T) {
 	if got := membershipSources(t, st, u.ID); got["eng"] != "sso" || got["ops"] != "admin" {
 		t.Errorf("memberships after a hand edit: %v", got)
 	}
+	// An admin adding the group-made eng membership makes it theirs.
+	if err := st.AddTeamMember(ctx, testActor, eng.ID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := membershipSources(t, st, u.ID); got["eng"] != "admin" {
+		t.Errorf("eng after an admin added it: %v", got)
+	}
 
 	// Without groups (an API token without the claim) role and teams stay.
 	if res, err = st.SignInSSO(ctx, store.SSOSignIn{Issuer: in.Issuer, Subject: "s1", Email: in.Email, Role: store.RoleAdmin}); err != nil ||

@@ -192,6 +192,8 @@ func (s *Store) TeamMembers(ctx context.Context, teamID string) ([]User, error) 
 }
 
 // AddTeamMember puts a user in a team; adding twice is harmless.
+// An admin adding someone already in the team through their groups makes
+// the membership the admin's, so losing the group no longer removes it.
 func (s *Store) AddTeamMember(ctx context.Context, actor, teamID, userID string) error {
 	if !isUUID(teamID) {
 		return fmt.Errorf("team %s: %w", teamID, ErrNotFound)
@@ -203,7 +205,7 @@ func (s *Store) AddTeamMember(ctx context.Context, actor, teamID, userID string)
 		res, err := tx.ExecContext(ctx, `
 			INSERT INTO team_members (team_id, user_id)
 			SELECT t.id, u.id FROM teams t, users u WHERE t.id = $1 AND u.id = $2
-			ON CONFLICT DO NOTHING`, teamID, userID)
+			ON CONFLICT (team_id, user_id) DO UPDATE SET source = 'admin' WHERE team_members.source <> 'admin'`, teamID, userID)
 		if err != nil {
 			return mapErr(err, "team member")
 		}
