@@ -32,7 +32,7 @@ func TestDashboardMyKeys(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("My keys: %d", resp.StatusCode)
 	}
-	htmlHas(t, "My keys", body, "<title>My keys", "Your spend", "$12.50 of $50.00", "this month, across your keys",
+	htmlHas(t, "My keys", body, "<title>My keys", `aria-current="page">My keys</a>`, "Your spend", "$12.50 of $50.00", "this month, across your keys",
 		"mine", "$3.00 spent", // the member's key with its spend
 		"eng", "gpt-a, gpt-b", "max $20.00 / monthly · 60 rpm · 10k tpm · 4 parallel", // their team's rules
 		"Your team&#39;s cap: max $20.00 / monthly", "Your team&#39;s cap: max 60", "Allowed: gpt-a, gpt-b") // next to the fields

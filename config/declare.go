@@ -65,6 +65,18 @@ type DeclaredTeam struct {
 	RPMLimit       *int64   `yaml:"rpm_limit"`
 	TPMLimit       *int64   `yaml:"tpm_limit"`
 	MaxParallel    *int64   `yaml:"max_parallel_requests"`
+	// MemberKeyCaps bound members' own keys; left out, the caps set in
+	// the dashboard or API stay.
+	MemberKeyCaps *DeclaredKeyCaps `yaml:"member_key_caps"`
+}
+
+// DeclaredKeyCaps are a team's caps on its members' keys.
+type DeclaredKeyCaps struct {
+	MaxBudget      *float64 `yaml:"max_budget"`
+	BudgetDuration *string  `yaml:"budget_duration"`
+	RPMLimit       *int64   `yaml:"rpm_limit"`
+	TPMLimit       *int64   `yaml:"tpm_limit"`
+	MaxParallel    *int64   `yaml:"max_parallel_requests"`
 }
 
 // ReadDeclared parses the file at path.
@@ -247,6 +259,10 @@ func teamSpec(t DeclaredTeam, base store.TeamSpec) store.TeamSpec {
 	base.Name, base.Models = t.Name, t.Models
 	base.MaxBudget, base.SoftBudget, base.BudgetDuration = t.MaxBudget, t.SoftBudget, t.BudgetDuration
 	base.RPMLimit, base.TPMLimit, base.MaxParallelRequests = t.RPMLimit, t.TPMLimit, t.MaxParallel
+	if c := t.MemberKeyCaps; c != nil {
+		base.MemberKeyCaps = store.KeyCaps{MaxBudget: c.MaxBudget, BudgetDuration: c.BudgetDuration, RPMLimit: c.RPMLimit,
+			TPMLimit: c.TPMLimit, MaxParallelRequests: c.MaxParallel}
+	}
 	return base
 }
 

@@ -87,7 +87,8 @@ func TestReadDeclared(t *testing.T) {
 		},
 		Teams: []config.DeclaredTeam{
 			{Name: "data-platform", Models: []string{"gpt-4o"}, MaxBudget: ptr(1500.5), SoftBudget: ptr(1000.0),
-				BudgetDuration: ptr("30d"), RPMLimit: ptr(int64(100)), TPMLimit: ptr(int64(100000))},
+				BudgetDuration: ptr("30d"), RPMLimit: ptr(int64(100)), TPMLimit: ptr(int64(100000)),
+				MemberKeyCaps: &config.DeclaredKeyCaps{MaxBudget: ptr(50.0), BudgetDuration: ptr("monthly"), RPMLimit: ptr(int64(20))}},
 			{Name: "research"},
 		},
 	}
@@ -274,7 +275,8 @@ func TestApplyCreatesThenChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	if w := (store.TeamSpec{Name: "data-platform", Models: []string{"gpt-4o"}, MaxBudget: ptr(1500.5), SoftBudget: ptr(1000.0),
-		BudgetDuration: ptr("30d"), RPMLimit: ptr(int64(100)), TPMLimit: ptr(int64(100000))}); !specEqual(dp.TeamSpec, w) {
+		BudgetDuration: ptr("30d"), RPMLimit: ptr(int64(100)), TPMLimit: ptr(int64(100000)),
+		MemberKeyCaps: store.KeyCaps{MaxBudget: ptr(50.0), BudgetDuration: ptr("monthly"), RPMLimit: ptr(int64(20))}}); !specEqual(dp.TeamSpec, w) {
 		t.Errorf("data-platform = %+v, want %+v", dp.TeamSpec, w)
 	}
 	if r, err := st.TeamByName(ctx, "research"); err != nil || r.MaxBudget != nil || len(r.Models) != 0 || r.Blocked {

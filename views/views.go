@@ -15,6 +15,15 @@ type Session struct {
 	CanWrite bool // false for finance users: forms and buttons are not shown
 }
 
+// navLabel names a nav entry for the signed-in role: a member's keys page
+// holds only their own keys.
+func navLabel(label, key, role string) string {
+	if key == "keys" && role == "member" {
+		return "My keys"
+	}
+	return label
+}
+
 // Money formats USD for people: cents for big amounts, more digits for the
 // fractions of a cent that single LLM calls cost.
 func Money(v float64) string {

@@ -144,8 +144,24 @@ func (s *stack) setup() string {
 	s.api("POST", "/models", map[string]any{"model_name": "text-embedding-3-small", "provider_id": prov["id"], "upstream_model": "mock-embed",
 		"input_cost_per_million": 0.02})
 	team := s.api("POST", "/teams", map[string]any{"name": "growth-team"})
-	key := s.api("POST", "/keys", map[string]any{"team_id": team["id"], "alias": "e2e"})
-	return key["key"].(string)
+	key := s.api("POST", "/keys", map[string]any{"team_id": team["id"], "alias": "e2e"})["key"].(string)
+	// The gateway learns of the new models by NOTIFY: wait until it lists both.
+	waitFor(s.t, func() (int, error) {
+		req, _ := http.NewRequest(http.MethodGet, s.gateway+"/v1/models", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		var list struct{ Data []struct{ ID string } }
+		json.NewDecoder(resp.Body).Decode(&list)
+		if len(list.Data) < 2 {
+			return 0, fmt.Errorf("the gateway lists %d of 2 models", len(list.Data))
+		}
+		return len(list.Data), nil
+	})
+	return key
 }
 
 func TestOpenAISDKAgainstTheGateway(t *testing.T) {
@@ -231,7 +247,7 @@ func asError(err error, target **openai.Error) bool {
 
 func waitFor[T any](t *testing.T, f func() (T, error)) T {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second) // a loaded machine running -race is slow
 	for {
 		v, err := f()
 		if err == nil {
