@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,7 +37,13 @@ func TestSingleSignOnInABrowser(t *testing.T) {
 		"TOLLGATE_OIDC_PROVIDER_NAME": "Mock IdP",
 		"TOLLGATE_KEY_SIGNIN":         "false",
 	})
-	eng := s.api("POST", "/teams", map[string]any{"name": "eng"})["id"].(string)
+	prov := s.api("POST", "/providers", map[string]any{"name": "mock", "type": "mock", "api_base": s.provider.URL + "/v1", "api_key": "upstream-key"})
+	for _, m := range []string{"gpt-4o-mini", "gpt-4o"} {
+		s.api("POST", "/models", map[string]any{"model_name": m, "provider_id": prov["id"], "upstream_model": "mock-gpt",
+			"input_cost_per_million": 0.15, "output_cost_per_million": 0.6})
+	}
+	eng := s.api("POST", "/teams", map[string]any{"name": "eng", "models": []string{"gpt-4o-mini"},
+		"member_key_caps": map[string]any{"max_budget": 5}})["id"].(string)
 	ctx := browsertest.New(t)
 	run := func(what string, actions ...chromedp.Action) {
 		t.Helper()
@@ -100,6 +108,51 @@ func TestSingleSignOnInABrowser(t *testing.T) {
 				t.Errorf("bob's teams: %v, want [%s]", teams, eng)
 			}
 		}
+	}
+
+	// The member makes a key in My keys: above the team's cap it is
+	// refused with the reason; within it, the secret is shown once and
+	// works through the gateway for the team's model only.
+	var refusal, secret string
+	run("a key above the cap",
+		chromedp.SetValue(`#key-form input[name=alias]`, "bob-laptop", chromedp.ByQuery),
+		chromedp.SetValue(`#key-form input[name=max_budget]`, "50", chromedp.ByQuery),
+		chromedp.Click(`#key-form button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#key-form [aria-invalid=true]`, chromedp.ByQuery),
+		chromedp.Text(`#key-form`, &refusal, chromedp.ByQuery),
+	)
+	if !strings.Contains(refusal, "above team eng's cap") {
+		t.Errorf("refusal above the cap: %q", refusal)
+	}
+	run("a key within the cap",
+		chromedp.SetValue(`#key-form input[name=max_budget]`, "2", chromedp.ByQuery),
+		chromedp.Click(`#key-form button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#new-secret`, chromedp.ByQuery),
+		chromedp.Text(`#new-secret`, &secret, chromedp.ByQuery),
+	)
+	shot("my-keys-sso")
+	if !strings.HasPrefix(secret, "sk-") {
+		t.Fatalf("new secret %q", secret)
+	}
+	chat := func(model string) int {
+		req, _ := http.NewRequest(http.MethodPost, s.gateway+"/v1/chat/completions",
+			strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"hi from bob"}]}`))
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor(t, func() (int, error) {
+		if code := chat("gpt-4o-mini"); code != http.StatusOK {
+			return code, fmt.Errorf("bob's key on gpt-4o-mini: %d", code)
+		}
+		return 0, nil
+	})
+	if code := chat("gpt-4o"); code != http.StatusForbidden {
+		t.Errorf("bob's key on a model outside his team: %d, want 403", code)
 	}
 	if errs := browsertest.JSErrors(ctx); len(errs) > 0 {
 		t.Errorf("browser errors: %q", errs)
