@@ -518,6 +518,19 @@ func TestSSOBearerTokensOnTheAPI(t *testing.T) {
 	if r := bearer(idTok, http.MethodGet, "/api/v1/users/"+id); r.status != 200 {
 		t.Errorf("own user: %d", r.status)
 	}
+	// Keys made with the token obey the team's rules and caps, as in the dashboard.
+	if r := e.do(http.MethodPatch, "/api/v1/teams/"+eng, obj{"member_key_caps": obj{"max_budget": 5}}); r.status != 200 {
+		t.Fatalf("set caps: %d %s", r.status, r.raw)
+	}
+	ops := e.newTeam("ops")
+	wantError(t, e.doAuth(http.MethodPost, "/api/v1/keys", "Bearer "+idTok, obj{"team_id": eng, "max_budget": 50}),
+		http.StatusForbidden, "forbidden", "", "above team eng's cap")
+	wantError(t, e.doAuth(http.MethodPost, "/api/v1/keys", "Bearer "+idTok, obj{"team_id": ops}),
+		http.StatusForbidden, "forbidden", "", "not a member of team ops")
+	if r := e.doAuth(http.MethodPost, "/api/v1/keys", "Bearer "+idTok, obj{"team_id": eng, "alias": "script"}); r.status != http.StatusCreated ||
+		r.json["max_budget"] != 5.0 || r.json["user_id"] != id {
+		t.Errorf("a key made with the ID token: %d %s", r.status, r.raw)
+	}
 	// The access token has no email: it works for a known subject.
 	if r := bearer(accessTok, http.MethodGet, "/api/v1/me"); r.status != 200 || r.json["id"] != id {
 		t.Errorf("GET /me with the access token: %d %s", r.status, r.raw)
