@@ -318,6 +318,83 @@ type SpendLog struct {
 	StatusCode   int       `db:"status_code" json:"status_code"`
 	Error        string    `db:"error" json:"error"`
 	CacheHit     bool      `db:"cache_hit" json:"cache_hit"`
+	// Guardrails is what guardrails found and did on this request.
+	Guardrails GuardrailHits `db:"guardrails" json:"guardrails,omitempty"`
+}
+
+// Guardrail types, modes and actions.
+const (
+	GuardrailPII             = "pii"
+	GuardrailSecrets         = "secrets"
+	GuardrailKeywords        = "keywords"
+	GuardrailRegex           = "regex"
+	GuardrailPromptInjection = "prompt_injection"
+	GuardrailMaxPromptSize   = "max_prompt_size"
+	GuardrailExternal        = "external"
+
+	ModePreCall    = "pre_call"    // on the prompt, before the provider sees it
+	ModePostCall   = "post_call"   // on the answer, streamed or not
+	ModeDuringCall = "during_call" // on the prompt, alongside the upstream call, which a hit cancels
+
+	ActionBlock = "block" // 400 content_policy_violation
+	ActionMask  = "mask"  // matches replaced by typed placeholders such as [EMAIL]
+	ActionLog   = "log"   // recorded only
+)
+
+// GuardrailSpec is the writable part of a guardrail. Config depends on
+// the type (docs/guardrails.md).
+type GuardrailSpec struct {
+	Name      string         `db:"name" json:"name"`
+	Type      string         `db:"type" json:"type"`
+	Mode      string         `db:"mode" json:"mode"`
+	Action    string         `db:"action" json:"action"`
+	DefaultOn bool           `db:"default_on" json:"default_on"`
+	Enabled   bool           `db:"enabled" json:"enabled"`
+	TeamIDs   pq.StringArray `db:"team_ids" json:"team_ids"`
+	Config    JSON           `db:"config" json:"config"`
+}
+
+// Guardrail is a check on prompts or answers.
+type Guardrail struct {
+	ID string `db:"id" json:"id"`
+	GuardrailSpec
+	CreatedAt time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt time.Time `db:"updated_at" json:"updated_at"`
+}
+
+// GuardrailHit is one guardrail's finding on a request, by matched type
+// (EMAIL, CREDIT_CARD, AWS_ACCESS_KEY, KEYWORD…): never the matched text.
+type GuardrailHit struct {
+	Guardrail string `json:"guardrail"`
+	Mode      string `json:"mode"`
+	Action    string `json:"action"`
+	Type      string `json:"type"`
+	Count     int    `json:"count"`
+}
+
+// GuardrailHits are stored as a jsonb array (NULL when empty).
+type GuardrailHits []GuardrailHit
+
+// Value implements driver.Valuer.
+func (h GuardrailHits) Value() (driver.Value, error) {
+	if len(h) == 0 {
+		return nil, nil
+	}
+	return json.Marshal([]GuardrailHit(h))
+}
+
+// Scan implements sql.Scanner.
+func (h *GuardrailHits) Scan(src any) error {
+	*h = nil
+	switch v := src.(type) {
+	case nil:
+		return nil
+	case []byte:
+		return json.Unmarshal(v, (*[]GuardrailHit)(h))
+	case string:
+		return json.Unmarshal([]byte(v), (*[]GuardrailHit)(h))
+	}
+	return fmt.Errorf("scan jsonb from %T", src)
 }
 
 // AuditEntry records one mutation: who, what, when, before and after.
