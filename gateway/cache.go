@@ -70,10 +70,19 @@ func NewCache(st *store.Store, log *slog.Logger) *Cache {
 	return c
 }
 
+// resetKeys makes every cached key due for a fresh lookup, after a
+// (re)connection that may have missed notifications. The entries stay, so
+// that a lookup failing while PostgreSQL is still settling serves them, as
+// any other failed refresh does.
 func (c *Cache) resetKeys() {
 	c.mu.Lock()
-	c.keys = map[string]cachedKey{}
-	c.keyHash = map[string]string{}
+	if c.keys == nil {
+		c.keys, c.keyHash = map[string]cachedKey{}, map[string]string{}
+	}
+	for hash, ck := range c.keys {
+		ck.loadedAt = time.Time{}
+		c.keys[hash] = ck
+	}
 	c.unknown = map[string]time.Time{}
 	c.keyEpoch++
 	c.mu.Unlock()
@@ -240,6 +249,9 @@ func (c *Cache) Key(ctx context.Context, hash string) (*store.Key, error) {
 	k, err := c.st.KeyByHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		c.mu.Lock()
+		if hit {
+			delete(c.keys, hash) // deleted while notifications were missed
+		}
 		if c.keyEpoch == epoch {
 			if len(c.unknown) >= maxUnknownMap {
 				c.unknown = map[string]time.Time{}
