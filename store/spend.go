@@ -12,9 +12,10 @@ import (
 
 // InsertSpendLogs writes a batch of spend logs, adds their cost to the
 // keys' and teams' running spend and adds them to the daily rollup
-// (spend_daily), in one statement. A request id already written is skipped,
-// and neither its cost nor its counts are added again, so a retried batch
-// never double counts.
+// (spend_daily) and records its guardrail hits (guardrail_hits), in one
+// statement. A request id already written is skipped, and neither its cost,
+// its counts nor its hits are added again, so a retried batch never double
+// counts.
 func (s *Store) InsertSpendLogs(ctx context.Context, logs []SpendLog) (int, error) {
 	if len(logs) == 0 {
 		return 0, nil
@@ -37,7 +38,7 @@ func (s *Store) InsertSpendLogs(ctx context.Context, logs []SpendLog) (int, erro
 func (s *Store) insertSpendLogs(ctx context.Context, logs []SpendLog) (int, error) {
 	var (
 		requestIDs, models, providers, endpoints, statuses, errs []string
-		keyIDs, teamIDs, userIDs, deploymentIDs                  []sql.NullString
+		keyIDs, teamIDs, userIDs, deploymentIDs, guardrails      []sql.NullString
 		createdAt                                                []time.Time
 		inTok, outTok, latency, codes                            []int64
 		costs                                                    []float64
@@ -61,18 +62,39 @@ func (s *Store) insertSpendLogs(ctx context.Context, logs []SpendLog) (int, erro
 		codes = append(codes, int64(l.StatusCode))
 		errs = append(errs, l.Error)
 		cacheHits = append(cacheHits, l.CacheHit)
+		hits, err := l.Guardrails.Value()
+		if err != nil {
+			return 0, fmt.Errorf("encode guardrail hits of %s: %w", l.RequestID, err)
+		}
+		if b, ok := hits.([]byte); ok {
+			guardrails = append(guardrails, sql.NullString{String: string(b), Valid: true})
+		} else {
+			guardrails = append(guardrails, sql.NullString{})
+		}
 	}
 	var inserted int
 	err := s.db.GetContext(ctx, &inserted, `
 		WITH ins AS (
 			INSERT INTO spend_logs (request_id, created_at, key_id, team_id, user_id, model, provider, deployment_id, endpoint,
-			                        input_tokens, output_tokens, cost, latency_ms, status, status_code, error, cache_hit)
+			                        input_tokens, output_tokens, cost, latency_ms, status, status_code, error, cache_hit, guardrails)
 			SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
 			                     $8::uuid[], $9::text[], $10::int[], $11::int[], $12::numeric[], $13::int[], $14::text[],
-			                     $15::int[], $16::text[], $17::bool[])
+			                     $15::int[], $16::text[], $17::bool[], $18::jsonb[])
 			ON CONFLICT DO NOTHING
 			RETURNING request_id, created_at, key_id, team_id, user_id, model, provider, endpoint, input_tokens, output_tokens,
-			          cost, latency_ms, status, status_code, error
+			          cost, latency_ms, status, status_code, error, guardrails
+		), hits AS (
+			-- One row per guardrail and matched type of each request
+			-- written now: a retried batch inserts no spend log, so no hits.
+			-- A malformed hit is stored as best it can be rather than fail
+			-- the batch.
+			INSERT INTO guardrail_hits (created_at, request_id, guardrail, team_id, key_id, mode, action, matched_type, count)
+			SELECT i.created_at, i.request_id, COALESCE(h.guardrail, ''), i.team_id, i.key_id, COALESCE(h.mode, ''),
+			       COALESCE(h.action, ''), COALESCE(h.type, ''), COALESCE(h.count, 1)
+			FROM ins i
+			CROSS JOIN LATERAL jsonb_to_recordset(CASE WHEN jsonb_typeof(i.guardrails) = 'array' THEN i.guardrails ELSE '[]' END)
+			     AS h(guardrail text, mode text, action text, type text, count int)
+			ON CONFLICT DO NOTHING
 		), meter AS (
 			-- The outbox: what the billing systems are sent, written with
 			-- the spend log so that neither exists without the other.
@@ -133,7 +155,7 @@ func (s *Store) insertSpendLogs(ctx context.Context, logs []SpendLog) (int, erro
 		pq.Array(requestIDs), pq.Array(createdAt), pq.Array(keyIDs), pq.Array(teamIDs), pq.Array(userIDs),
 		pq.Array(models), pq.Array(providers), pq.Array(deploymentIDs), pq.Array(endpoints), pq.Array(inTok),
 		pq.Array(outTok), pq.Array(costs), pq.Array(latency), pq.Array(statuses), pq.Array(codes), pq.Array(errs),
-		pq.Array(cacheHits))
+		pq.Array(cacheHits), pq.Array(guardrails))
 	return inserted, err
 }
 

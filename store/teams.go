@@ -174,6 +174,12 @@ func (s *Store) DeleteTeam(ctx context.Context, actor, id string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM teams WHERE id = $1`, id); err != nil {
 			return mapErr(err, "team "+id)
 		}
+		// Guardrails name their teams in an array, which no foreign key guards.
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE guardrails SET team_ids = array_remove(team_ids, $1::uuid), updated_at = now()
+			WHERE $1::uuid = ANY(team_ids)`, id); err != nil {
+			return fmt.Errorf("remove team from guardrails: %w", err)
+		}
 		return audit(ctx, tx, actor, "team.delete", "team", id, t, nil)
 	})
 }
