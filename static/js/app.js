@@ -16,6 +16,8 @@
 //     requests without their own HX-Trigger get an error toast too.
 //   - select[data-period] shows its .period-field's [data-period-custom]
 //     input while "custom…" is picked.
+//   - select[data-guardrail-type] shows the chosen type's settings
+//     ([data-guardrail-fields]) in its form.
 //   - keys: "g d" /dashboard, "g k" /keys, "g t" /teams, "/" search.
 (function () {
   "use strict";
@@ -286,5 +288,24 @@
     if (url && option) url.placeholder = option.getAttribute("data-url-placeholder") || "";
     var help = form.querySelector("[data-secret-help]");
     if (help && option) help.textContent = option.getAttribute("data-secret-hint") || "";
+  });
+})();
+
+// Guardrail type: a select[data-guardrail-type] shows the settings of the
+// chosen type ([data-guardrail-fields] naming it, space-separated) in its
+// form; the other types' fieldsets are hidden and disabled, so they are
+// not sent.
+(function () {
+  "use strict";
+  document.addEventListener("change", function (ev) {
+    var select = ev.target;
+    if (!(select instanceof HTMLSelectElement) || !select.hasAttribute("data-guardrail-type")) return;
+    var form = select.closest("form");
+    if (!form) return;
+    form.querySelectorAll("[data-guardrail-fields]").forEach(function (el) {
+      var shown = el.getAttribute("data-guardrail-fields").split(" ").indexOf(select.value) >= 0;
+      el.hidden = !shown;
+      if (el instanceof HTMLFieldSetElement) el.disabled = !shown;
+    });
   });
 })();
