@@ -78,6 +78,7 @@ func (s *Server) Handler() http.Handler {
 	s.keyRoutes(api)
 	s.budgetRoutes(api)
 	s.routingRoutes(api)
+	s.guardrailRoutes(api)
 	s.billingRoutes(api)
 	api.HandleFunc("/spend/logs", s.spendLogs).Methods(http.MethodGet).Name("spend.logs")
 	api.HandleFunc("/spend/report", s.spendReport).Methods(http.MethodGet).Name("spend.report")

@@ -78,6 +78,7 @@ func (s *Server) webRoutes(r *mux.Router) {
 	s.providerPages(pages)
 	s.modelPages(pages)
 	s.routingPages(pages)
+	s.guardrailPages(pages)
 	s.userPages(pages)
 	s.userAccessPages(pages)
 	s.budgetPages(pages)

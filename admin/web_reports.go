@@ -154,7 +154,7 @@ func spendRow(l store.SpendLog, keyNames, teamNames map[string]string) views.Spe
 	row := views.SpendRow{When: l.CreatedAt.UTC().Format("2006-01-02 15:04:05"), RequestID: l.RequestID, Model: l.Model, Provider: l.Provider,
 		Tokens: views.Count(l.InputTokens) + " / " + views.Count(l.OutputTokens), Cost: views.Money(l.Cost),
 		Latency: fmt.Sprintf("%d ms", l.LatencyMS), Status: fmt.Sprintf("%s %d", l.Status, l.StatusCode), Error: l.Error,
-		Failed: l.Status == store.StatusFailure}
+		Failed: l.Status == store.StatusFailure, Guardrails: guardrailHitsText(l.Guardrails)}
 	if l.KeyID != nil {
 		row.Key = keyNames[*l.KeyID]
 	}

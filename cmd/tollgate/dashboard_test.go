@@ -15,7 +15,7 @@ import (
 )
 
 // An admin runs the product from the dashboard in a real browser: sign in,
-// add a provider, a model, its routing, a team and a key, use the key through the
+// add a provider, a model, its routing, a guardrail, a team and a key, use the key through the
 // gateway, find the call in the spend logs and on the dashboard, chat in
 // the playground, block the key and see the gateway refuse it, and export
 // the audit log.
@@ -132,6 +132,42 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Errorf("aliases table: %q", aliases)
 	}
 	shot("routing")
+
+	// Guardrails: the type picks its settings; a pattern the engine refuses
+	// is explained inline, then an opt-in guardrail (no team: it changes no
+	// call below) is added.
+	var guardErr, guardrails string
+	var piiHidden bool
+	run("invalid guardrail",
+		chromedp.Navigate(admin+"/guardrails"),
+		chromedp.WaitVisible(`#guardrail-form input[name=name]`),
+		chromedp.SendKeys(`#guardrail-form input[name=name]`, "employee-ids"),
+		chromedp.SetValue(`#guardrail-form select[name=type]`, "regex"),
+		chromedp.Evaluate(`document.querySelector('#guardrail-form select[name=type]').dispatchEvent(new Event('change', {bubbles: true}))`, nil),
+		chromedp.WaitVisible(`#guardrail-form textarea[name=patterns]`),
+		chromedp.Evaluate(`document.querySelector('#guardrail-form fieldset[data-guardrail-fields=pii]').hidden`, &piiHidden),
+		chromedp.SetValue(`#guardrail-form select[name=action]`, "log"),
+		chromedp.SendKeys(`#guardrail-form textarea[name=patterns]`, "SLOW=(a+)+$"),
+		chromedp.Click(`#guardrail-form button[type=submit]`),
+		chromedp.WaitVisible(`#guardrail-form .field-error`),
+		chromedp.Text(`#guardrail-form .field-error`, &guardErr),
+	)
+	if !piiHidden {
+		t.Error("the pii settings stay visible for a regex guardrail")
+	}
+	if !strings.Contains(guardErr, "SLOW") {
+		t.Errorf("guardrail error %q", guardErr)
+	}
+	run("add guardrail",
+		chromedp.SetValue(`#guardrail-form textarea[name=patterns]`, "EMPLOYEE_ID=E-[0-9]{6}"),
+		chromedp.Click(`#guardrail-form button[type=submit]`),
+		chromedp.WaitVisible(`#guardrails-table`),
+		chromedp.Text(`#guardrails-table`, &guardrails),
+	)
+	if !strings.Contains(guardrails, "employee-ids") || !strings.Contains(guardrails, "EMPLOYEE_ID") || !strings.Contains(guardrails, "opt-in") {
+		t.Errorf("guardrails table: %q", guardrails)
+	}
+	shot("guardrails")
 
 	// An invalid team name is explained next to the field; nothing is created.
 	var fieldErr string
