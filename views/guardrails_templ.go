@@ -87,7 +87,7 @@ func GuardrailsPage(v GuardrailsView) templ.Component {
 			templ_7745c5c3_Var1 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section aria-label=\"Guardrails\"><p class=\"muted\">Checks on prompts and answers. A guardrail that is on by default applies to every key; an opt-in one applies to the keys of the teams it lists. Each hit is recorded by type and count, never the matched text. See docs/guardrails.md for what each type finds.</p>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section aria-label=\"Guardrails\"><p class=\"muted\">Checks on prompts and answers. A guardrail that is on by default applies to every key; an opt-in one applies when a request names it in its <code>guardrails</code> field, and always to the keys of the teams it lists. Each hit is recorded by type and count, never the matched text. See docs/guardrails.md for what each type finds.</p>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -361,7 +361,7 @@ func GuardrailRowView(g GuardrailRow, canWrite bool) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		} else {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "<span class=\"badge\" title=\"Only the keys of the teams listed\">opt-in</span>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "<span class=\"badge\" title=\"Requests that name it, and the keys of the teams listed\">opt-in</span>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
