@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"tollgate/gateway/guardrails"
 	"tollgate/store"
 )
 
@@ -33,6 +34,8 @@ type catalog struct {
 	groups      map[string]*store.ModelGroup // routing settings by model name
 	aliases     map[string]string            // alias -> model name
 	unhealthy   map[string]bool              // deployment ids whose last health probe failed
+	guardrails  []*guardrails.Rule           // every guardrail that compiles, enabled or not, by name
+	guardByName map[string]*guardrails.Rule
 }
 
 // Cache keeps what the hot path reads in memory and drops it as soon as
@@ -126,6 +129,10 @@ func (c *Cache) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defs, err := c.st.AllGuardrails(ctx)
+	if err != nil {
+		return err
+	}
 	byID := map[string]*store.Provider{}
 	keys := map[string]string{}
 	for i := range providers {
@@ -138,7 +145,19 @@ func (c *Cache) Load(ctx context.Context) error {
 	}
 	cat := &catalog{deployments: map[string][]*Deployment{}, teams: map[string]*store.Team{},
 		users: map[string]*store.User{}, budgets: map[string]*store.Budget{}, global: global,
-		groups: map[string]*store.ModelGroup{}, aliases: map[string]string{}, unhealthy: map[string]bool{}}
+		groups: map[string]*store.ModelGroup{}, aliases: map[string]string{}, unhealthy: map[string]bool{},
+		guardByName: map[string]*guardrails.Rule{}}
+	for _, g := range defs {
+		// The admin API refuses definitions that do not compile; one that
+		// got in anyway (an older gateway's rules) is left out, not fatal.
+		r, err := guardrails.Compile(g)
+		if err != nil {
+			c.log.Error("guardrail does not compile; it is skipped", "guardrail", g.Name, "err", err)
+			continue
+		}
+		cat.guardrails = append(cat.guardrails, r)
+		cat.guardByName[r.Name] = r
+	}
 	for id, h := range health {
 		if !h.Healthy {
 			cat.unhealthy[id] = true
@@ -209,6 +228,12 @@ func (c *Cache) Resolve(model string) string {
 	}
 	return model
 }
+
+// Guardrails returns every guardrail that compiled, enabled or not, by name.
+func (c *Cache) Guardrails() []*guardrails.Rule { return c.catalog.Load().guardrails }
+
+// Guardrail returns a guardrail by name; nil when there is none.
+func (c *Cache) Guardrail(name string) *guardrails.Rule { return c.catalog.Load().guardByName[name] }
 
 // Global returns the global budget.
 func (c *Cache) Global() *store.GlobalBudget { return c.catalog.Load().global }

@@ -130,11 +130,12 @@ func (s *Server) relayTranslated(w http.ResponseWriter, r *http.Request, c *call
 		return upstreamFailed(http.StatusBadGateway, fmt.Sprintf("Provider %s answered in a shape the gateway cannot read: %v", c.dep.Provider.Name, err))
 	}
 	c.usage, c.cost = usage, Cost(usage, &c.dep.ModelSpec)
-	s.setAnswerHeaders(w, c)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Tollgate-Cost", formatCost(c.cost))
-	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	body, aerr := s.postCall(r.Context(), c, body)
+	if aerr != nil {
+		w.Header().Set("X-Tollgate-Cost", formatCost(c.cost))
+		return aerr
+	}
+	s.answer(w, c, "application/json", http.StatusOK, body)
 	return nil
 }
 
@@ -143,7 +144,15 @@ func (s *Server) relayTranslated(w http.ResponseWriter, r *http.Request, c *call
 // is still priced.
 func (s *Server) streamTranslated(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response, f wireFormat) *apiError {
 	rc := startStream(w, s, c)
-	usage, err := f.stream(w, func() { rc.Flush() }, resp.Body, c.dep.UpstreamModel, c.req.includeUsage)
+	var out io.Writer = w
+	guarded := s.guardStream(r.Context(), c, w, func() { rc.Flush() })
+	if guarded != nil {
+		out = guarded
+	}
+	usage, err := f.stream(out, func() { rc.Flush() }, resp.Body, c.dep.UpstreamModel, c.req.includeUsage)
+	if guarded != nil {
+		err = guarded.end(err)
+	}
 	c.usage = usage
 	s.endStream(w, r, c, rc, err)
 	return nil

@@ -20,6 +20,7 @@ type Metrics struct {
 	retries   *prometheus.CounterVec
 	cooldowns *prometheus.CounterVec
 	fallbacks *prometheus.CounterVec
+	guardHits *prometheus.CounterVec
 }
 
 // NewMetrics registers the series on a fresh registry; queued reports the
@@ -59,6 +60,9 @@ func NewMetrics(queued, spooled func() float64, redisUp func() bool) *Metrics {
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_fallbacks_total", Help: "Requests sent on to a fallback model after the model asked for failed, by the model asked for.",
 		}, []string{"model"}),
+		guardHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_guardrail_hits_total", Help: "What guardrails found, by guardrail, mode, action taken and matched type (EMAIL, AWS_ACCESS_KEY, a pattern's name …).",
+		}, []string{"guardrail", "mode", "action", "type"}),
 		spooled: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tollgate_spend_logs_spooled", Help: "Spend logs waiting on local disk because PostgreSQL was unreachable (part of tollgate_spend_logs_queued).",
 		}, spooled),
@@ -71,7 +75,7 @@ func NewMetrics(queued, spooled func() float64, redisUp func() bool) *Metrics {
 			return 0
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.tokens, m.cost, m.queued, m.inFlight, m.refused, m.redisUp, m.spooled, m.retries, m.cooldowns, m.fallbacks,
+	reg.MustRegister(m.requests, m.latency, m.tokens, m.cost, m.queued, m.inFlight, m.refused, m.redisUp, m.spooled, m.retries, m.cooldowns, m.fallbacks, m.guardHits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

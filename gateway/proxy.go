@@ -34,6 +34,7 @@ type call struct {
 	strategy string    // how the current model's deployments are chosen
 	busy     *depStats // the deployment this request counts as in flight on
 	attempt  *attemptCtx
+	guards   *guards // the guardrails that apply, and what they found
 }
 
 // statusClientClosed marks requests whose caller went away (nginx's 499).
@@ -77,18 +78,37 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, c *call) *apiErro
 	if !CanUseModel(c.key, c.team, c.req.model) {
 		return forbidden(fmt.Sprintf("This key may not use model %q. GET /v1/models lists the models it may use.", c.req.model))
 	}
+	if aerr := s.selectGuardrails(c); aerr != nil {
+		return aerr
+	}
+	if aerr := s.preCall(r.Context(), c); aerr != nil {
+		return aerr
+	}
 	c.gov = s.plan(c)
 	if aerr := s.admit(r.Context(), w, c, deployments); aerr != nil {
 		return aerr
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.UpstreamTimeout)
 	defer cancel()
+	ctx, cancelUpstream := context.WithCancelCause(ctx)
+	defer cancelUpstream(nil)
+	during := s.startDuringCall(r.Context(), c, cancelUpstream)
 	defer func() { c.attempt.stop() }()
 	resp, aerr := s.route(ctx, w, r, c)
+	if resp != nil {
+		defer resp.Body.Close()
+	}
+	if blocked := during.verdict(aerr != nil); blocked != nil {
+		if c.dep != nil {
+			// The provider was called: price the prompt it read.
+			c.usage = estimateUsage(c.req.size, 0)
+			c.cost = Cost(c.usage, &c.dep.ModelSpec)
+		}
+		return blocked
+	}
 	if aerr != nil {
 		return aerr
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		return s.upstreamError(w, c, resp)
 	}
@@ -205,6 +225,9 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 		}
 		if err != nil && r.Context().Err() != nil {
 			return nil, s.transportError(r, c, err)
+		}
+		if err != nil && errors.Is(context.Cause(ctx), errGuardrailBlocked) {
+			return nil, &apiError{Status: http.StatusBadRequest, Message: errGuardrailBlocked.Error()} // serve answers with the guardrail's error
 		}
 		if s.cooldowns.failed(c.dep.ID, time.Now()) {
 			s.metrics.cooldowns.WithLabelValues(c.req.model).Inc()
@@ -340,12 +363,22 @@ func (s *Server) relayBody(w http.ResponseWriter, r *http.Request, c *call, resp
 		usage = estimateUsage(c.req.size, 0)
 	}
 	c.usage, c.cost = usage, Cost(usage, &c.dep.ModelSpec)
-	s.setAnswerHeaders(w, c)
-	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-	w.Header().Set("X-Tollgate-Cost", formatCost(c.cost))
-	w.WriteHeader(resp.StatusCode)
-	w.Write(body)
+	body, aerr := s.postCall(r.Context(), c, body)
+	if aerr != nil {
+		w.Header().Set("X-Tollgate-Cost", formatCost(c.cost))
+		return aerr
+	}
+	s.answer(w, c, resp.Header.Get("Content-Type"), resp.StatusCode, body)
 	return nil
+}
+
+// answer sends a whole answer, with its cost in a header.
+func (s *Server) answer(w http.ResponseWriter, c *call, contentType string, status int, body []byte) {
+	s.setAnswerHeaders(w, c)
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Tollgate-Cost", formatCost(c.cost))
+	w.WriteHeader(status)
+	w.Write(body)
 }
 
 // relayStream passes server-sent events through as they arrive. The cost
@@ -353,7 +386,15 @@ func (s *Server) relayBody(w http.ResponseWriter, r *http.Request, c *call, resp
 func (s *Server) relayStream(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response) *apiError {
 	rc := startStream(w, s, c)
 	copier := openai.StreamCopier{DropUsageChunk: !c.req.includeUsage}
-	err := copier.Copy(w, func() { rc.Flush() }, resp.Body)
+	var out io.Writer = w
+	guarded := s.guardStream(r.Context(), c, w, func() { rc.Flush() })
+	if guarded != nil {
+		out = guarded
+	}
+	err := copier.Copy(out, func() { rc.Flush() }, resp.Body)
+	if guarded != nil {
+		err = guarded.end(err)
+	}
 	if copier.HasUsage {
 		c.usage = copier.Usage
 	} else {
@@ -411,7 +452,18 @@ func (s *Server) account(c *call) {
 	}
 	status := fmt.Sprint(c.status)
 	s.metrics.requests.WithLabelValues(model, team, c.ep.name, status).Inc()
+	outcome := store.StatusSuccess
+	if c.status >= 400 {
+		outcome = store.StatusFailure
+	}
 	if c.dep == nil {
+		// No provider was called; a request a guardrail looked at is
+		// still logged, so that its hits are kept.
+		if hits := c.guardHits(); len(hits) > 0 {
+			s.spend.Add(store.SpendLog{RequestID: c.id, CreatedAt: c.start, KeyID: &c.key.ID, TeamID: c.key.TeamID, UserID: c.key.UserID,
+				Model: c.req.model, Endpoint: c.ep.name, LatencyMS: time.Since(c.start).Milliseconds(),
+				Status: outcome, StatusCode: c.status, Error: c.errorMsg, Guardrails: hits})
+		}
 		return
 	}
 	latency := time.Since(c.start)
@@ -419,10 +471,6 @@ func (s *Server) account(c *call) {
 	s.metrics.tokens.WithLabelValues(model, team, "input").Add(float64(c.usage.PromptTokens))
 	s.metrics.tokens.WithLabelValues(model, team, "output").Add(float64(c.usage.CompletionTokens))
 	s.metrics.cost.WithLabelValues(model, team).Add(c.cost)
-	outcome := store.StatusSuccess
-	if c.status >= 400 {
-		outcome = store.StatusFailure
-	}
 	depID := c.dep.ID
 	s.stats.of(depID).used(c.usage.PromptTokens+c.usage.CompletionTokens, time.Now())
 	s.spend.Add(store.SpendLog{
@@ -442,5 +490,6 @@ func (s *Server) account(c *call) {
 		Status:       outcome,
 		StatusCode:   c.status,
 		Error:        c.errorMsg,
+		Guardrails:   c.guardHits(),
 	})
 }

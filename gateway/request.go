@@ -30,6 +30,7 @@ type llmRequest struct {
 	stream       bool
 	includeUsage bool // the caller asked for the usage chunk
 	size         int
+	guardrails   []string // guardrails the caller opted into; the field never goes upstream
 }
 
 // readRequest reads and checks the body against the endpoint's rules.
@@ -53,6 +54,12 @@ func readRequest(w http.ResponseWriter, r *http.Request, ep endpoint, limit int6
 	}
 	if err := checkRequired(req.fields, ep.required); err != nil {
 		return nil, err
+	}
+	if raw, ok := req.fields["guardrails"]; ok {
+		if json.Unmarshal(raw, &req.guardrails) != nil {
+			return nil, badRequest("guardrails", "guardrails must be a list of guardrail names, such as [\"pii-mask\"].")
+		}
+		delete(req.fields, "guardrails")
 	}
 	if raw, ok := req.fields["stream"]; ok && ep.streaming {
 		if json.Unmarshal(raw, &req.stream) != nil {

@@ -43,6 +43,7 @@ type env struct {
 
 	mu       sync.Mutex
 	captured []*http.Request   // requests the provider received
+	bodies   [][]byte          // their bodies
 	hooks    map[string]string // mock-llm test hooks added to upstream requests
 }
 
@@ -62,8 +63,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 		o.upstream = mockllm.NewHandler(mockllm.Options{APIKey: upstreamKey})
 	}
 	e.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		e.mu.Lock()
 		e.captured = append(e.captured, r.Clone(context.Background()))
+		e.bodies = append(e.bodies, body)
 		for k, v := range e.hooks {
 			r.Header.Set(k, v)
 		}
