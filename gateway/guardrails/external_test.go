@@ -10,15 +10,17 @@ import (
 	"time"
 )
 
-// guardService answers every check with answer, after delay, and keeps
-// the last request.
-func guardService(t *testing.T, delay time.Duration, status int, answer string) (*httptest.Server, *externalRequest) {
+// guardService answers every check with answer, after delay, and passes
+// on each request it receives.
+func guardService(t *testing.T, delay time.Duration, status int, answer string) (*httptest.Server, chan externalRequest) {
 	t.Helper()
-	var got externalRequest
+	got := make(chan externalRequest, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := json.NewDecoder(r.Body).Decode(&got); err != nil || r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
+		var req externalRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
 			t.Errorf("request: %s %s %v", r.Method, r.Header.Get("Content-Type"), err)
 		}
+		got <- req
 		select {
 		case <-time.After(delay):
 		case <-r.Context().Done():
@@ -28,7 +30,7 @@ func guardService(t *testing.T, delay time.Duration, status int, answer string) 
 		w.Write([]byte(answer))
 	}))
 	t.Cleanup(srv.Close)
-	return srv, &got
+	return srv, got
 }
 
 func TestExternal(t *testing.T) {
@@ -70,7 +72,7 @@ func TestExternal(t *testing.T) {
 			if status == 0 {
 				status = 200
 			}
-			srv, got := guardService(t, tc.delay, status, tc.answer)
+			srv, received := guardService(t, tc.delay, status, tc.answer)
 			mode, action := tc.mode, tc.action
 			if mode == "" {
 				mode = "pre_call"
@@ -87,6 +89,7 @@ func TestExternal(t *testing.T) {
 			if !sameOutcome(o, tc.want) {
 				t.Errorf("outcome %+v, want %+v", o, tc.want)
 			}
+			got := <-received
 			if got.Guardrail != "test" || got.Mode != mode || got.RequestID != "req_1" || got.TeamID != "team-1" || got.KeyID != "key-1" ||
 				got.Model != "gpt-test" || strings.Join(got.Texts, "|") != "Be brief.|My name is Jane" {
 				t.Errorf("the service received %+v", got)
