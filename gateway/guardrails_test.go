@@ -110,6 +110,20 @@ func TestGuardrailMasksPromptBeforeProvider(t *testing.T) {
 			t.Errorf("message %d content %s, want %s", i, sent.Messages[i].Content, want)
 		}
 	}
+	// Completions prompts and embeddings inputs, strings or lists of them.
+	for i, tc := range []struct{ path, body, want string }{
+		{"/v1/completions", `{"model":"gpt-test","prompt":"mail ops@example.org"}`, `"prompt":"mail [EMAIL]"`},
+		{"/v1/completions", `{"model":"gpt-test","prompt":["hi","mail ops@example.org"]}`, `"prompt":["hi","mail [EMAIL]"]`},
+		{"/v1/embeddings", `{"model":"embed-test","input":["call +14155552671","fine"]}`, `"input":["call [PHONE]","fine"]`},
+	} {
+		if resp := e.post(tc.path, tc.body, bearer(e.key)); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", tc.path, resp.StatusCode)
+		}
+		if got := e.upstreamBodies()[i+1]; !strings.Contains(got, tc.want) {
+			t.Errorf("%s: the provider received %s, want %s in it", tc.path, got, tc.want)
+		}
+	}
+
 	l := e.logOf(resp)
 	wantHits(t, l,
 		store.GuardrailHit{Guardrail: "pii-mask", Mode: "pre_call", Action: "mask", Type: "EMAIL", Count: 2},
