@@ -310,6 +310,38 @@ func TestGuardrailMasksAnswer(t *testing.T) {
 	}
 }
 
+// Completions streams carry their text in choices[].text.
+func TestGuardrailMasksCompletionsStream(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.guardrail(store.GuardrailSpec{Name: "answer-pii", Type: "pii", Mode: "post_call", Action: "mask", DefaultOn: true})
+	resp := e.post("/v1/completions", `{"model":"gpt-test","stream":true,"prompt":"mail jane.doe@example.com now"}`, bearer(e.key))
+	var text strings.Builder
+	done := false
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		if data == "[DONE]" {
+			done = true
+			continue
+		}
+		var chunk struct {
+			Choices []struct{ Text string } `json:"choices"`
+		}
+		if err := json.Unmarshal([]byte(data), &chunk); err != nil {
+			t.Fatalf("chunk %s: %v", data, err)
+		}
+		for _, c := range chunk.Choices {
+			text.WriteString(c.Text)
+		}
+	}
+	if !done || !strings.Contains(text.String(), "mail [EMAIL] now") || strings.Contains(text.String(), "@") {
+		t.Errorf("streamed text %q (done %v)", text.String(), done)
+	}
+}
+
 func TestGuardrailAppliesToTeamKeys(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	other, err := e.st.CreateTeam(context.Background(), "test", store.TeamSpec{Name: "team-b"})
