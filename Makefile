@@ -7,7 +7,7 @@ STATE   := .tollgate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test bench lint fmt vet migrate mock-llm services services-down clean
+.PHONY: build run test bench bench-load bench-micro lint fmt vet migrate mock-llm services services-down clean
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/tollgate ./cmd/tollgate
@@ -34,15 +34,33 @@ test:
 	  TOLLGATE_TEST_DATABASE_URL="$$DATABASE_URL" TOLLGATE_TEST_REDIS_URL="$$REDIS_URL" \
 	  $(GO) test -race -count=1 ./...
 
-## bench: the gateway's added latency over calling mock-llm directly, the
-## dashboard's queries (p95) over 1,000,000 seeded spend logs, and the time
-## to push 10,000 pending meter events to a local billing sink
-bench:
-	@eval "$$(scripts/services.sh up tollgate_test)" && \
-	  TOLLGATE_TEST_DATABASE_URL="$$DATABASE_URL" TOLLGATE_TEST_REDIS_URL="$$REDIS_URL" \
-	  $(GO) test -run '^$$' -bench . -benchmem -count 5 ./gateway/ && \
-	  $(GO) test -run '^$$' -bench BenchmarkDashboardQueries -benchtime 200x ./store/ && \
-	  $(GO) test -run '^$$' -bench BenchmarkMeterPush10k -benchtime 3x ./jobs/
+## bench: the load test (bench-load) and the micro-benchmarks (bench-micro);
+## see docs/performance.md
+bench: bench-load bench-micro
+
+## bench-load: the gateway's overhead side by side with calling mock-llm
+## directly and with a bare reverse proxy, with full governance on; writes
+## the tables into docs/performance.md (about 5 minutes).
+## BENCH_FLAGS=-quick takes about 2; BENCH_FLAGS='-soak 10m' adds a soak.
+BENCH_FLAGS ?=
+bench-load: build
+	@mkdir -p $(STATE)/bench
+	@eval "$$(scripts/services.sh up tollgate_bench)" && \
+	  $(GO) build -o bin/bench ./scripts/bench && \
+	  bin/bench -tollgate bin/tollgate -out docs/performance.md -json $(STATE)/bench/load.json $(BENCH_FLAGS)
+
+## bench-micro: Go benchmarks of the hot path's stages, the dashboard's
+## queries (p95) over 1,000,000 seeded spend logs and the time to push
+## 10,000 pending meter events; the output is kept in .tollgate/bench/micro.txt
+## for `go tool benchstat old.txt new.txt`
+bench-micro:
+	@mkdir -p $(STATE)/bench
+	@set -o pipefail && eval "$$(scripts/services.sh up tollgate_test)" && \
+	  export TOLLGATE_TEST_DATABASE_URL="$$DATABASE_URL" TOLLGATE_TEST_REDIS_URL="$$REDIS_URL" && \
+	  { $(GO) test -run '^$$' -bench . -benchmem -count 5 ./gateway/ ./gateway/limits/ ./gateway/openai/ && \
+	    $(GO) test -run '^$$' -bench BenchmarkInsertSpendLogs -benchmem -count 5 ./store/ && \
+	    $(GO) test -run '^$$' -bench BenchmarkDashboardQueries -benchtime 200x ./store/ && \
+	    $(GO) test -run '^$$' -bench BenchmarkMeterPush10k -benchtime 3x ./jobs/ ; } | tee $(STATE)/bench/micro.txt
 
 lint: fmt vet
 fmt:

@@ -3,11 +3,14 @@ package gateway_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 
+	"tollgate/gateway"
 	"tollgate/store"
+	"tollgate/store/storetest"
 )
 
 // The gateway's added latency is BenchmarkGateway minus BenchmarkDirect:
@@ -58,6 +61,34 @@ func BenchmarkDirectStream(b *testing.B) {
 func BenchmarkGatewayStream(b *testing.B) {
 	e := newEnv(b, envOptions{})
 	benchPost(b, e.gw.URL+"/v1/chat/completions", streamBody, e.key)
+}
+
+// BenchmarkKeyLookup is authentication's lookup of a known key: hash the
+// secret and find it in the key cache, without PostgreSQL.
+func BenchmarkKeyLookup(b *testing.B) {
+	ctx := context.Background()
+	st := storetest.New(b)
+	team, err := st.CreateTeam(ctx, "bench", store.TeamSpec{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, secret, err := st.CreateKey(ctx, "bench", store.KeySpec{Alias: "bench", TeamID: &team.ID}, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache := gateway.NewCache(st, slog.New(slog.DiscardHandler))
+	if err := cache.Load(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := cache.Key(ctx, store.HashKey(secret)); err != nil { // the miss that fills the cache
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := cache.Key(ctx, store.HashKey(secret)); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 const streamBody = `{"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"Say hello to the gateway tests"}]}`
