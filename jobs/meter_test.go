@@ -299,6 +299,10 @@ func TestTwoPushersAtOnceSendEachEventOnce(t *testing.T) {
 			defer wg.Done()
 			m := fastMeter(st, nil)
 			m.Workers = 2
+			// Leases and timeouts long enough that a slow machine never
+			// lets one lapse: this test is about two pushers sharing the
+			// work, not about re-sending after a lease ran out.
+			m.Lease, m.Client = time.Minute, &http.Client{Timeout: 30 * time.Second}
 			for range 20 {
 				m.Run(context.Background())
 			}

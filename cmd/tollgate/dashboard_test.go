@@ -91,8 +91,11 @@ func TestDashboardInABrowser(t *testing.T) {
 		chromedp.Evaluate(`document.querySelector('#model-form select[name=provider_id]').dispatchEvent(new Event('change', {bubbles: true}))`, nil),
 		chromedp.WaitVisible(`#model-suggestions .suggest-filter`),
 		chromedp.SendKeys(`#model-suggestions .suggest-filter`, "embed"),
-		chromedp.Evaluate(`[...document.querySelectorAll('#model-suggestions .suggest-list label')].filter(l => !l.hidden).length`, &visible),
 	)
+	// The filter runs on input events; a loaded machine may take a moment.
+	const shown = `[...document.querySelectorAll('#model-suggestions .suggest-list label')].filter(l => !l.hidden).length`
+	_ = chromedp.Run(ctx, chromedp.Poll(shown+` === 1`, nil, chromedp.WithPollingTimeout(10*time.Second)))
+	run("count the models left", chromedp.Evaluate(shown, &visible))
 	if visible != 1 {
 		t.Errorf("%d models left after filtering for embed, want 1", visible)
 	}
