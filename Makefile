@@ -57,8 +57,8 @@ bench-micro:
 	@mkdir -p $(STATE)/bench
 	@set -o pipefail && eval "$$(scripts/services.sh up tollgate_test)" && \
 	  export TOLLGATE_TEST_DATABASE_URL="$$DATABASE_URL" TOLLGATE_TEST_REDIS_URL="$$REDIS_URL" && \
-	  { $(GO) test -run '^$$' -bench . -benchmem -count 5 ./gateway/ ./gateway/limits/ ./gateway/openai/ && \
-	    $(GO) test -run '^$$' -bench BenchmarkInsertSpendLogs -benchmem -count 5 ./store/ && \
+	  { $(GO) test -run '^$$' -bench . -benchmem -count 6 ./gateway/ ./gateway/limits/ ./gateway/openai/ && \
+	    $(GO) test -run '^$$' -bench BenchmarkInsertSpendLogs -benchmem -count 6 ./store/ && \
 	    $(GO) test -run '^$$' -bench BenchmarkDashboardQueries -benchtime 200x ./store/ && \
 	    $(GO) test -run '^$$' -bench BenchmarkMeterPush10k -benchtime 3x ./jobs/ ; } | tee $(STATE)/bench/micro.txt
 

@@ -48,6 +48,7 @@ type options struct {
 	databaseURL  string
 	redisURL     string
 	reset        bool
+	from         string // render this earlier -json output instead of measuring
 }
 
 func parseFlags(args []string) (options, error) {
@@ -65,6 +66,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.jsonOut, "json", "", "also write every cell's figures to this JSON file")
 	fs.StringVar(&o.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL for the gateway (scripts/services.sh up tollgate_bench)")
 	fs.StringVar(&o.redisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis for the gateway")
+	fs.StringVar(&o.from, "from", "", "measure nothing: render the figures of an earlier run's -json file (after changing how they are shown)")
 	fs.BoolVar(&o.reset, "reset", true, "empty the database first, so every run starts alike (only a database whose name contains \"bench\")")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -88,6 +90,9 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("-concurrency must be positive integers separated by commas (got %q)", *conc)
 		}
 		o.concurrency = append(o.concurrency, n)
+	}
+	if o.from != "" {
+		return o, nil
 	}
 	switch {
 	case o.duration <= 0:

@@ -80,7 +80,7 @@ func render(r *report) string {
 		table(&w, slow, false, r.RedisMeasured)
 	}
 	if hold := filter(r.Cells, "1-3s", true); len(hold) > 0 {
-		p("\n### %d concurrent streams, 1–3 s mock-llm\n\n", hold[0].Concurrency)
+		p("\n### %s concurrent streams, 1–3 s mock-llm\n\n", thousands(hold[0].Concurrency))
 		p("Each answer takes 1–3 s, its first event after 0.5–1.5 s. The gateway's goroutines when idle, 5 s after the load: %d before, %d after "+
 			"(after, the upstream connections it keeps for 90 s count too, two goroutines each).\n\n", r.IdleBefore, r.IdleAfter)
 		table(&w, hold, true, r.RedisMeasured)
@@ -118,7 +118,7 @@ func renderTargets(w *strings.Builder, r *report) {
 		row("Throughput through the gateway at concurrency 64, no-latency mock, whole answers", "≥ 60 % of the reverse proxy's",
 			fmt.Sprintf("%.0f %% (%s vs %s req/s)", share, thousands(int(gw.RPS)), thousands(int(px.RPS))), is(share >= 60))
 		row("CPU per request through the gateway, same cell", "< 120 µs",
-			fmt.Sprintf("%.0f µs (reverse proxy: %.0f µs)", gw.CPUPer1k, px.CPUPer1k), is(gw.CPUPer1k >= 0 && gw.CPUPer1k < 120))
+			fmt.Sprintf("%s µs (reverse proxy: %s µs)", thousands(int(math.Round(gw.CPUPer1k))), thousands(int(math.Round(px.CPUPer1k)))), is(gw.CPUPer1k >= 0 && gw.CPUPer1k < 120))
 	}
 	d, g := find(r.Cells, "20ms", false, 16, pathDirect), find(r.Cells, "20ms", false, 16, pathGateway)
 	if d != nil && g != nil {
@@ -195,8 +195,8 @@ func table(w *strings.Builder, cells []cell, stream, redis bool) {
 	}
 	for _, c := range cells {
 		if c.RedisLost > 0 {
-			p("\nThrough the gateway at concurrency %d, Redis did not answer the gateway's 500 ms health ping %d times: limits and budgets ran on per-process state for a while.\n",
-				c.Concurrency, c.RedisLost)
+			p("\nThrough the gateway at concurrency %d, Redis did not answer the gateway's 500 ms health ping %s: limits and budgets ran on per-process state for a while.\n",
+				c.Concurrency, times(c.RedisLost))
 		}
 	}
 	for _, c := range cells {
@@ -221,6 +221,16 @@ func renderSoak(w *strings.Builder, s *soakResult) {
 		x := s.Samples[i]
 		p("| %.0f | %.1f | %.1f | %d |\n", x.Seconds, x.RSSMB, x.HeapMB, x.Goroutines)
 	}
+}
+
+func times(n int) string {
+	switch n {
+	case 1:
+		return "once"
+	case 2:
+		return "twice"
+	}
+	return fmt.Sprintf("%d times", n)
 }
 
 func filter(cells []cell, upstream string, stream bool) []cell {

@@ -123,6 +123,17 @@ type bench struct {
 }
 
 func run(ctx context.Context, o options) error {
+	if o.from != "" {
+		b, err := os.ReadFile(o.from)
+		if err != nil {
+			return err
+		}
+		var rep report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return fmt.Errorf("%s: %w", o.from, err)
+		}
+		return publish(o, &rep, false)
+	}
 	rep := &report{Started: time.Now(), Quick: o.quick, Duration: o.duration.String(), Warmup: o.warmup.String(),
 		HoldDuration: o.holdDuration.String(), Machine: readMachine(), LoadAvgStart: loadAvg()}
 	if out, err := exec.Command(o.tollgate, "version").Output(); err == nil {
@@ -201,6 +212,16 @@ func run(ctx context.Context, o options) error {
 	rep.LoadAvgEnd = loadAvg()
 	rep.Finished = time.Now()
 
+	if err := publish(o, rep, true); err != nil {
+		return err
+	}
+	failed = false
+	return nil
+}
+
+// publish prints the report and writes it into the markdown file and,
+// for a new run, the JSON file.
+func publish(o options, rep *report, fresh bool) error {
 	md := render(rep)
 	fmt.Println(md)
 	if o.out != "" {
@@ -209,7 +230,7 @@ func run(ctx context.Context, o options) error {
 		}
 		progress("wrote " + o.out)
 	}
-	if o.jsonOut != "" {
+	if o.jsonOut != "" && fresh {
 		if err := os.MkdirAll(filepath.Dir(o.jsonOut), 0o755); err != nil {
 			return err
 		}
@@ -219,7 +240,6 @@ func run(ctx context.Context, o options) error {
 		}
 		progress("wrote " + o.jsonOut)
 	}
-	failed = false
 	return nil
 }
 
@@ -379,7 +399,7 @@ func (b *bench) measure(ctx context.Context, u *upstream, t target, stream bool,
 		line += fmt.Sprintf(", %d errors (first: %s)", c.Errors, c.FirstError)
 	}
 	if c.RedisLost > 0 {
-		line += fmt.Sprintf("; Redis was unreachable %d times, limits fell back to per-process state", c.RedisLost)
+		line += fmt.Sprintf("; Redis was unreachable %s, limits fell back to per-process state", times(c.RedisLost))
 	}
 	progress(line)
 	return c, nil
