@@ -51,6 +51,13 @@ func TestRedisDown(t *testing.T) {
 	if allowed != 5 {
 		t.Errorf("fallback allowed %d of a 10 rpm limit over 2 replicas, want 5", allowed)
 	}
+	// A limit finer than a nanosecond per unit (1e12 tokens a minute) is
+	// no reason to panic.
+	huge := []limits.Rate{{Name: "key:k1:huge-tpm", Limit: 1e12}}
+	if d := g.Allow(ctx, nil, huge, 1000); !d.Allowed {
+		t.Errorf("fallback with a 1e12 tpm limit = %+v", d)
+	}
+	g.Adjust(ctx, huge, 500)
 	// Tokens stay all or nothing: 1000 tpm is 500 here.
 	tpm := []limits.Rate{{Name: "key:k1:tpm", Limit: 1000}}
 	other := []limits.Rate{{Name: "key:k2:rpm", Limit: 100}}

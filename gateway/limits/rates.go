@@ -189,7 +189,7 @@ func (g *Guard) allowLocal(cs []charge) Decision {
 			d.Denied, d.RetryAfter = c.Name, w
 			return d
 		}
-		interval := w / time.Duration(limit)
+		interval := perUnit(w, limit)
 		tat := later(g.localRate(c.Name, now).tat, now)
 		next[i] = tat.Add(time.Duration(c.n) * interval)
 		if over := next[i].Sub(now) - w; over > 0 {
@@ -206,6 +206,13 @@ func (g *Guard) allowLocal(cs []charge) Decision {
 	return d
 }
 
+// perUnit is the time one request or token takes to refill in window w. A
+// limit finer than a nanosecond per unit rounds up to one nanosecond
+// rather than to zero (which would divide by zero below).
+func perUnit(w time.Duration, limit int64) time.Duration {
+	return max(w/time.Duration(limit), time.Nanosecond)
+}
+
 func (g *Guard) adjustLocal(tokenLimits []Rate, delta int64) {
 	now := time.Now()
 	w := g.opts.Window
@@ -217,7 +224,7 @@ func (g *Guard) adjustLocal(tokenLimits []Rate, delta int64) {
 			continue
 		}
 		lr := g.localRate(r.Name, now)
-		tat := later(lr.tat, now).Add(time.Duration(delta) * (w / time.Duration(limit)))
+		tat := later(lr.tat, now).Add(time.Duration(delta) * perUnit(w, limit))
 		// never past full in either direction: at most one window of debt, no credit
 		lr.tat = later(now, tat)
 		if lr.tat.After(now.Add(w)) {
