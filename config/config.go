@@ -5,6 +5,8 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -24,6 +26,7 @@ type Config struct {
 	GatewayURL  string // how the admin app's playground reaches the gateway
 	AdminAddr   string
 	MockAddr    string
+	PprofAddr   string // Go's profiler, loopback only; "" is off
 
 	AutoMigrate         bool
 	SecureCookies       bool
@@ -75,6 +78,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		GatewayAddr:         e.str("TOLLGATE_GATEWAY_ADDR", ":4000"),
 		AdminAddr:           e.str("TOLLGATE_ADMIN_ADDR", ":8080"),
 		MockAddr:            e.str("TOLLGATE_MOCK_ADDR", ":9090"),
+		PprofAddr:           e.str("TOLLGATE_PPROF_ADDR", ""),
 		AutoMigrate:         e.boolean("TOLLGATE_AUTO_MIGRATE", true),
 		SecureCookies:       e.boolean("TOLLGATE_SECURE_COOKIES", false),
 		KeySignIn:           e.boolean("TOLLGATE_KEY_SIGNIN", true),
@@ -137,6 +141,13 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		e.fail("TOLLGATE_LOG_FORMAT", "must be text or json")
+	}
+	if c.PprofAddr != "" {
+		// Profiles show internals and cost CPU: never on a public address.
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		if ip, perr := netip.ParseAddr(host); err != nil || (host != "localhost" && (perr != nil || !ip.IsLoopback())) {
+			e.fail("TOLLGATE_PPROF_ADDR", "must be a loopback host and port, such as 127.0.0.1:6060")
+		}
 	}
 	c.GatewayURL = e.str("TOLLGATE_GATEWAY_URL", "")
 	if c.GatewayURL == "" {

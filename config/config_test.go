@@ -72,6 +72,7 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		"TOLLGATE_GATEWAY_ADDR":           "  :4400  ",
 		"TOLLGATE_ADMIN_ADDR":             "127.0.0.1:8880",
 		"TOLLGATE_MOCK_ADDR":              ":9999",
+		"TOLLGATE_PPROF_ADDR":             "localhost:6060",
 		"TOLLGATE_AUTO_MIGRATE":           "false",
 		"TOLLGATE_MAX_REQUEST_BODY_BYTES": "1024",
 		"TOLLGATE_UPSTREAM_TIMEOUT":       "90s",
@@ -118,7 +119,7 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 	want := config.Config{
 		DatabaseURL: "postgres://db.internal/tollgate", RedisURL: "redis://cache.internal:6379/2",
 		MasterKey: "sk-master-0123456789", SecretKey: "00112233", ConfigFile: "/etc/tollgate.yaml",
-		GatewayAddr: ":4400", GatewayURL: "https://gateway.internal", AdminAddr: "127.0.0.1:8880", MockAddr: ":9999",
+		GatewayAddr: ":4400", GatewayURL: "https://gateway.internal", AdminAddr: "127.0.0.1:8880", MockAddr: ":9999", PprofAddr: "localhost:6060",
 		SecureCookies: true, KeySignIn: false, SessionIdleTimeout: 30 * time.Minute, SessionLifetime: 8 * time.Hour,
 		OIDC: config.OIDC{
 			Issuer: "https://login.example.com/realms/acme", ClientID: "tollgate", ClientSecret: "oidc-secret",
@@ -167,6 +168,9 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"TOLLGATE_SESSION_IDLE_TIMEOUT", "13h", "must not be longer than TOLLGATE_SESSION_LIFETIME (12h0m0s)"},
 		{"TOLLGATE_SESSION_LIFETIME", "forever", "must be a positive duration"},
 		{"TOLLGATE_OIDC_CLIENT_ID", "tollgate", "is set but TOLLGATE_OIDC_ISSUER is not"},
+		{"TOLLGATE_PPROF_ADDR", ":6060", "must be a loopback host and port"},
+		{"TOLLGATE_PPROF_ADDR", "0.0.0.0:6060", "must be a loopback host and port"},
+		{"TOLLGATE_PPROF_ADDR", "127.0.0.1", "must be a loopback host and port"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			c, err := config.Load(envMap(map[string]string{tc.name: tc.value}))

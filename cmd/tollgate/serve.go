@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
@@ -157,6 +158,9 @@ func serveApps(ctx context.Context, cfg *config.Config, log *slog.Logger, withGa
 		defer scancel()
 		sched.Stop(sctx)
 	}()
+	if cfg.PprofAddr != "" {
+		goRun(func() error { return serveHTTP(runCtx, "pprof", cfg.PprofAddr, profiler(), cfg.ShutdownTimeout, log) })
+	}
 	if withAdmin {
 		if cfg.MasterKey == "" {
 			log.Warn("TOLLGATE_MASTER_KEY is not set: the management API refuses every call")
@@ -261,4 +265,16 @@ func retries(n int) int {
 		return -1
 	}
 	return n
+}
+
+// profiler serves Go's pprof endpoints under /debug/pprof/ on its own
+// listener (TOLLGATE_PPROF_ADDR), away from the public ports.
+func profiler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
