@@ -143,41 +143,43 @@ func (s *Server) admit(ctx context.Context, w http.ResponseWriter, c *call, depl
 			return rateLimited(w, time.Minute, fmt.Sprintf("Rate limit reached: %s is 0, so no requests are allowed. Ask an admin to raise it.", g.about[r.Name]))
 		}
 	}
+	var est int64
+	if len(g.tokens) > 0 {
+		est = g.inputTokens(c)
+	}
+	var amount float64
+	if len(g.budgets) > 0 {
+		amount = worstCost(c, deployments, g.inputTokens(c))
+	}
+	// One Redis round trip for every limit, slot and budget, all or nothing.
+	res, err := s.guard.Admit(ctx, limits.Admission{Requests: g.requests, TokenLimits: g.tokens, Tokens: est,
+		Slots: g.slots, RequestID: c.id, Budgets: g.budgets, Amount: amount})
+	g.charged = res.Charged && len(g.tokens) > 0
+	g.held = res.Held
+	if res.Reserved {
+		g.reserved, g.amount = true, amount
+	}
 	if len(g.requests)+len(g.tokens) > 0 {
-		var est int64
-		if len(g.tokens) > 0 {
-			est = g.inputTokens(c)
-		}
-		g.decision = s.guard.Allow(ctx, g.requests, g.tokens, est)
+		g.decision = res.Rates
 		setRateHeaders(w, g.decision)
 		if !g.decision.Allowed {
 			s.metrics.refused.WithLabelValues("rate_limit").Inc()
 			return rateLimited(w, g.decision.RetryAfter, fmt.Sprintf("Rate limit reached for %s. Retry after %s.",
 				g.about[g.decision.Denied], durationText(g.decision.RetryAfter)))
 		}
-		g.charged = len(g.tokens) > 0
 	}
-	if len(g.slots) > 0 {
-		ok, full := s.guard.Acquire(ctx, g.slots, c.id)
-		if !ok {
-			s.metrics.refused.WithLabelValues("parallel").Inc()
-			return rateLimited(w, time.Second, fmt.Sprintf("Too many requests in flight: %s reached. Retry when one finishes.", g.about[full]))
-		}
-		g.held = true
+	if res.Full != "" {
+		s.metrics.refused.WithLabelValues("parallel").Inc()
+		return rateLimited(w, time.Second, fmt.Sprintf("Too many requests in flight: %s reached. Retry when one finishes.", g.about[res.Full]))
 	}
-	if len(g.budgets) > 0 {
-		amount := worstCost(c, deployments, g.inputTokens(c))
-		ok, denied, spent, err := s.guard.Reserve(ctx, g.budgets, c.id, amount)
-		if err != nil {
-			s.log.Error("check budget", "request_id", c.id, "err", err)
-			return &apiError{Status: http.StatusServiceUnavailable, Type: "service_unavailable", Code: "budget_unavailable",
-				Message: "The gateway cannot check budgets right now (Redis and PostgreSQL are both unreachable); retry shortly."}
-		}
-		if !ok {
-			s.metrics.refused.WithLabelValues("budget").Inc()
-			return budgetExceeded(g, denied, spent, amount)
-		}
-		g.reserved, g.amount = true, amount
+	if err != nil {
+		s.log.Error("check budget", "request_id", c.id, "err", err)
+		return &apiError{Status: http.StatusServiceUnavailable, Type: "service_unavailable", Code: "budget_unavailable",
+			Message: "The gateway cannot check budgets right now (Redis and PostgreSQL are both unreachable); retry shortly."}
+	}
+	if res.Budget != "" {
+		s.metrics.refused.WithLabelValues("budget").Inc()
+		return budgetExceeded(g, res.Budget, res.Spent, amount)
 	}
 	return nil
 }
@@ -256,19 +258,23 @@ func (s *Server) settle(c *call) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	// One Redis round trip: settle the reservation, free the slots, correct the token limits.
+	fin := limits.Settlement{RequestID: c.id}
 	if g.reserved {
-		s.guard.Settle(ctx, g.budgets, c.id, c.cost)
+		fin.Budgets, fin.Cost = g.budgets, c.cost
 	}
 	if g.held {
-		s.guard.Release(ctx, g.slots, c.id)
+		fin.Slots = g.slots
 	}
 	used := c.usage.PromptTokens + c.usage.CompletionTokens
-	if g.charged && used != g.estTokens {
-		s.guard.Adjust(ctx, g.tokens, used-g.estTokens)
+	if used != g.estTokens {
+		if g.charged {
+			fin.TokenLimits = append(fin.TokenLimits, g.tokens...)
+		}
+		fin.TokenLimits = append(fin.TokenLimits, g.depRates...)
+		fin.Delta = used - g.estTokens
 	}
-	if len(g.depRates) > 0 && used != g.estTokens {
-		s.guard.Adjust(ctx, g.depRates, used-g.estTokens)
-	}
+	s.guard.Finish(ctx, fin)
 }
 
 // worstCost is the most the request can cost on any of the deployments:

@@ -76,3 +76,31 @@ func BenchmarkReserveSettleKeyTeamUser(b *testing.B) {
 		g.Settle(ctx, budgets, id, 0.005)
 	}
 }
+
+// BenchmarkGovernKeyTeamUser is all of one fully governed request's limit
+// work: admit against the six rates, two slots and three budgets, then
+// settle, release and correct the token limits.
+func BenchmarkGovernKeyTeamUser(b *testing.B) {
+	ctx := context.Background()
+	rdb := storetest.Redis(b)
+	g := limits.New(rdb, limits.Options{Prefix: newPrefix(b, rdb)})
+	a := limits.Admission{
+		Requests:    []limits.Rate{{Name: "key:k1:rpm", Limit: 1 << 40}, {Name: "team:t1:rpm", Limit: 1 << 40}, {Name: "user:u1:rpm", Limit: 1 << 40}},
+		TokenLimits: []limits.Rate{{Name: "key:k1:tpm", Limit: 1 << 40}, {Name: "team:t1:tpm", Limit: 1 << 40}, {Name: "user:u1:tpm", Limit: 1 << 40}},
+		Tokens:      500,
+		Slots:       []limits.Slot{{Name: "key:k1", Max: 1 << 20}, {Name: "team:t1", Max: 1 << 20}},
+		Budgets:     []limits.Budget{{Name: "key:k1:1", Max: 1e6}, {Name: "team:t1:1", Max: 1e6}, {Name: "user:u1:1", Max: 1e6}},
+		Amount:      0.01,
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		a.RequestID = strconv.Itoa(i)
+		if res, err := g.Admit(ctx, a); !res.OK() || err != nil {
+			b.Fatal(res, err)
+		}
+		g.Finish(ctx, limits.Settlement{Budgets: a.Budgets, RequestID: a.RequestID, Cost: 0.005,
+			Slots: a.Slots, TokenLimits: a.TokenLimits, Delta: -200})
+	}
+}

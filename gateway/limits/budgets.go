@@ -188,13 +188,19 @@ func (g *Guard) settleRedis(ctx context.Context, budgets []Budget, requestID str
 	if g.failed(ctx, err) {
 		return false
 	}
-	for i, v := range res {
-		if v >= 0 {
-			out[i] = dollars(v)
+	g.reseed(ctx, budgets, requestID, actual, res, out)
+	return true
+}
+
+// reseed fills out from a settlement's answer res; where the counter was
+// missing (Redis restarted, or a period began mid-request) it seeds it and
+// settles there again.
+func (g *Guard) reseed(ctx context.Context, budgets []Budget, requestID string, actual int64, res []int64, out []float64) {
+	for i, b := range budgets {
+		if res[i] >= 0 {
+			out[i] = dollars(res[i])
 			continue
 		}
-		// Redis lost the counter (restart, or a period that began mid-request).
-		b := budgets[i]
 		if err := g.seedCounter(ctx, b); err != nil {
 			// The spend log reaches PostgreSQL anyway, and the next seed reads it.
 			g.log.Warn("settle budget: cannot seed counter", "budget", b.Name, "err", err)
@@ -205,7 +211,6 @@ func (g *Guard) settleRedis(ctx context.Context, budgets []Budget, requestID str
 			out[i] = dollars(again[0])
 		}
 	}
-	return true
 }
 
 // ReleaseBudget drops a reservation without spending (the request failed before costing anything).

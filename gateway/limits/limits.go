@@ -1,8 +1,8 @@
 // Package limits enforces rate limits, parallel-request slots and budgets
 // for the gateway, shared by every replica through Redis.
 //
-// Rates are GCRA limits (redis_rate): smooth, one key per limit, no
-// per-window bursts at window edges. Slots are sorted sets of request ids
+// Rates are GCRA limits (as redis_rate computes them): smooth, one key per
+// limit, no per-window bursts at window edges. Slots are sorted sets of request ids
 // scored by expiry, so a request that crashes without releasing its slot
 // stops holding it after SlotTTL.
 //
@@ -28,6 +28,9 @@
 // so the gateway keeps serving with roughly the same limits; Run notices
 // when Redis is back, replays what the fallback settled or released, and
 // switches back. Without Run, a Guard that lost Redis never returns to it.
+//
+// Admit does Allow, Acquire and Reserve in one Redis round trip, all or
+// nothing, and Finish does Settle, Release and Adjust in one.
 //
 // Keys: Prefix+"slot:"+name (sorted set), Prefix+"budget:"+name (hash of
 // settled spend and reservation amounts) with Prefix+"budget:"+name+":held"

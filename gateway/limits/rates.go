@@ -2,15 +2,12 @@ package limits
 
 import (
 	"context"
-	"errors"
 	"time"
-
-	"github.com/go-redis/redis_rate/v10"
-	"github.com/redis/go-redis/v9"
 )
 
-// Rate is one limit: at most Limit per Window, GCRA via
-// github.com/go-redis/redis_rate/v10 (Limit{Rate: Limit, Burst: Limit, Period: Window}).
+// Rate is one limit: at most Limit per Window, GCRA as
+// github.com/go-redis/redis_rate/v10 computes it (Limit{Rate: Limit, Burst: Limit, Period: Window});
+// see admitScript.
 type Rate struct {
 	Name  string // e.g. "key:<id>:rpm" — the Redis key suffix and what error messages name
 	Limit int64
@@ -64,45 +61,19 @@ func charges(requests, tokenLimits []Rate, tokens int64) []charge {
 // nothing: if any refuses, what was already charged by this call is given back, and nothing is
 // charged. A token limit smaller than `tokens` refuses (RetryAfter = Window).
 func (g *Guard) Allow(ctx context.Context, requests []Rate, tokenLimits []Rate, tokens int64) Decision {
-	cs := charges(requests, tokenLimits, max(tokens, 0))
 	if g.up.Load() {
-		if d, ok := g.allowRedis(ctx, cs); ok {
+		if d, ok := g.allowRedis(ctx, requests, tokenLimits, tokens); ok {
 			return d
 		}
 	}
-	return g.allowLocal(cs)
+	return g.allowLocal(charges(requests, tokenLimits, max(tokens, 0)))
 }
 
-// allowRedis charges limit after limit; ok is false when Redis failed.
-func (g *Guard) allowRedis(ctx context.Context, cs []charge) (d Decision, ok bool) {
-	limiter := redis_rate.NewLimiter(g.rdb)
-	charged := 0
-	for _, c := range cs {
-		if c.n > c.Limit {
-			d.Denied, d.RetryAfter = c.Name, g.opts.Window
-			break
-		}
-		res, err := limiter.AllowN(ctx, g.opts.Prefix+c.Name, g.limit(c.Rate), int(c.n))
-		if g.failed(ctx, err) {
-			return Decision{}, false
-		}
-		d.note(c, c.Limit, int64(res.Remaining), res.ResetAfter)
-		if int64(res.Allowed) < c.n {
-			d.Denied, d.RetryAfter = c.Name, max(res.RetryAfter, time.Millisecond)
-			break
-		}
-		charged++
-	}
-	if d.Denied == "" {
-		d.Allowed = true
-		return d, true
-	}
-	for _, c := range cs[:charged] {
-		if err := g.giveBack(ctx, c.Rate, c.n); g.failed(ctx, err) {
-			break // the charge leaks out by itself within Window
-		}
-	}
-	return d, true
+// allowRedis is admitScript with rates only: one round trip, all or
+// nothing; ok is false when Redis failed.
+func (g *Guard) allowRedis(ctx context.Context, requests, tokenLimits []Rate, tokens int64) (Decision, bool) {
+	r, ok, _ := g.admitRedis(ctx, Admission{Requests: requests, TokenLimits: tokenLimits, Tokens: tokens})
+	return r.Rates, ok
 }
 
 // Adjust corrects token limits once real usage is known: delta > 0 charges more (as much as
@@ -118,53 +89,12 @@ func (g *Guard) Adjust(ctx context.Context, tokenLimits []Rate, delta int64) {
 }
 
 func (g *Guard) adjustRedis(ctx context.Context, tokenLimits []Rate, delta int64) bool {
-	limiter := redis_rate.NewLimiter(g.rdb)
-	for _, r := range tokenLimits {
-		var err error
-		if delta > 0 {
-			_, err = limiter.AllowAtMost(ctx, g.opts.Prefix+r.Name, g.limit(r), int(delta))
-		} else {
-			err = g.giveBack(ctx, r, -delta)
-		}
-		if g.failed(ctx, err) {
-			return false
-		}
-	}
-	return true
+	_, err := g.finishRedis(ctx, nil, "", 0, nil, tokenLimits, delta)
+	return !g.failed(ctx, err)
 }
 
-func (g *Guard) limit(r Rate) redis_rate.Limit {
-	return redis_rate.Limit{Rate: int(r.Limit), Burst: int(r.Limit), Period: g.opts.Window}
-}
-
-// rateKeyPrefix is what redis_rate puts before every key; giveBack has to
-// WATCH the key redis_rate really uses.
+// rateKeyPrefix is what redis_rate puts before every key.
 const rateKeyPrefix = "rate:"
-
-// giveBack returns n to a limit by charging -n. redis_rate does not write
-// a charge that would leave the limit completely full, so the refund is
-// then lost; in that case the key is deleted instead (full is what a
-// missing key means), under WATCH so a charge that lands in between is
-// not erased with it.
-func (g *Guard) giveBack(ctx context.Context, r Rate, n int64) error {
-	key := g.opts.Prefix + r.Name
-	for range 5 {
-		err := g.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			res, err := redis_rate.NewLimiter(tx).AllowN(ctx, key, g.limit(r), -int(n))
-			if err != nil || res.ResetAfter > 0 {
-				return err
-			}
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				return p.Del(ctx, rateKeyPrefix+key).Err()
-			})
-			return err
-		}, rateKeyPrefix+key)
-		if !errors.Is(err, redis.TxFailedErr) {
-			return err
-		}
-	}
-	return nil // five concurrent charges in a row: this refund leaks out by itself
-}
 
 // localRate is the fallback's GCRA state for one limit, kept like
 // redis_rate keeps it: tat is the theoretical arrival time, the moment the

@@ -77,7 +77,12 @@ func (g *Guard) Release(ctx context.Context, slots []Slot, requestID string) {
 			return
 		}
 	}
-	// Taken in Redis before it went away: release it there once it is back.
+	g.pendRelease(slots, requestID)
+}
+
+// pendRelease remembers slots taken in Redis before it went away, to
+// release them there once it is back.
+func (g *Guard) pendRelease(slots []Slot, requestID string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, s := range slots {
