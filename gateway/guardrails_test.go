@@ -156,7 +156,8 @@ func TestGuardrailSecretBlocksBeforeProvider(t *testing.T) {
 	// Embeddings input and completions prompts are read too.
 	for _, tc := range []struct{ path, body string }{
 		{"/v1/embeddings", `{"model":"embed-test","input":["fine","token ghp_16C7e42F292c6912E7710c838347Ae178B4a"]}`},
-		{"/v1/completions", `{"model":"gpt-test","prompt":"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----"}`},
+		// A private key block, its markers assembled so no file holds one.
+		{"/v1/completions", `{"model":"gpt-test","prompt":"-----` + `BEGIN PRIVATE KEY-----\ndG9sbGdhdGUtdGVzdC1maXh0dXJlOm5vdC1hLWtleQ\n-----` + `END PRIVATE KEY-----"}`},
 	} {
 		resp := e.post(tc.path, tc.body, bearer(e.key))
 		if got := readErr(t, resp); resp.StatusCode != 400 || got.Error.Code != "content_policy_violation" {

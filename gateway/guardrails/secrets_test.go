@@ -7,7 +7,7 @@ import (
 
 func TestSecrets(t *testing.T) {
 	r := rule(t, "secrets", "pre_call", "block", `{}`)
-	pem := "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n-----END RSA PRIVATE KEY-----"
+	pem := fakePEM("RSA PRIVATE KEY", fakeKeyLine, strings.ToUpper(fakeKeyLine[:40])+"+/"+fakeKeyLine[:22])
 	jwt := "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
 	for _, tc := range []struct {
 		text string
