@@ -53,7 +53,7 @@ func checkGuardrail(spec *store.GuardrailSpec) error {
 	if err := spec.Normalize(); err != nil {
 		return err
 	}
-	err := compileGuardrail(store.Guardrail{GuardrailSpec: *spec})
+	_, err := guardrails.Compile(store.Guardrail{GuardrailSpec: *spec})
 	if err == nil {
 		return nil
 	}
@@ -66,12 +66,6 @@ func checkGuardrail(spec *store.GuardrailSpec) error {
 		field = m[1]
 	}
 	return &store.ValidationError{Field: field, Message: err.Error()}
-}
-
-// compileGuardrail builds the guardrail as the gateway will load it.
-func compileGuardrail(g store.Guardrail) error {
-	_, err := guardrails.Compile(g)
-	return err
 }
 
 func (s *Server) guardrailHits(w http.ResponseWriter, r *http.Request) {

@@ -313,6 +313,17 @@ func refuse(w http.ResponseWriter, msg string) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// refuseErr refuses with the message of a store validation error; other
+// errors are answered as failures.
+func (s *Server) refuseErr(w http.ResponseWriter, r *http.Request, err error) {
+	msg, err := userMessage(err)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	refuse(w, msg)
+}
+
 // fieldErrors turns a store validation error into a message per field;
 // other errors are returned as they are.
 func fieldErrors(err error) (map[string]string, error) {

@@ -46,12 +46,7 @@ func (s *Server) formDone(w http.ResponseWriter, r *http.Request, err error, wit
 // deleteRow removes a row; a refusal (still in use) leaves it and says why.
 func (s *Server) deleteRow(w http.ResponseWriter, r *http.Request, del func() error, msg string) {
 	if err := del(); err != nil {
-		msg, err := userMessage(err)
-		if err != nil {
-			s.writeErr(w, r, err)
-			return
-		}
-		refuse(w, msg)
+		s.refuseErr(w, r, err)
 		return
 	}
 	toast(w, "ok", msg)
@@ -91,12 +86,7 @@ func (s *Server) teamPages(r *mux.Router) {
 // teamMembersChanged answers a membership change with the refreshed list.
 func (s *Server) teamMembersChanged(w http.ResponseWriter, r *http.Request, err error, msg string) {
 	if err != nil {
-		msg, err := userMessage(err)
-		if err != nil {
-			s.writeErr(w, r, err)
-			return
-		}
-		refuse(w, msg)
+		s.refuseErr(w, r, err)
 		return
 	}
 	rows, err := s.teamRows(r)

@@ -374,6 +374,15 @@ func (s *Server) createGuardrailForm(w http.ResponseWriter, r *http.Request) {
 			saved, err = s.st.CreateGuardrail(r.Context(), principalFrom(r.Context()).Actor, spec)
 		}
 	}
+	s.guardrailFormDone(w, r, f, saved, err, "added", views.GuardrailFormView, func(d *guardrailData) templ.Component {
+		return both(views.GuardrailFormView(newGuardrailForm(), d.choices()), views.GuardrailsList(d.rows(), true, true))
+	})
+}
+
+// guardrailFormDone answers a guardrail form saved (saved, err) with form,
+// showing its errors, or with done, built from the guardrails as they now stand.
+func (s *Server) guardrailFormDone(w http.ResponseWriter, r *http.Request, f views.GuardrailForm, saved *store.Guardrail, err error, verb string,
+	form func(views.GuardrailForm, views.GuardrailChoices) templ.Component, done func(*guardrailData) templ.Component) {
 	d, lerr := s.loadGuardrails(r.Context())
 	if lerr != nil {
 		s.writeErr(w, r, lerr)
@@ -381,30 +390,18 @@ func (s *Server) createGuardrailForm(w http.ResponseWriter, r *http.Request) {
 	}
 	msg := ""
 	if saved != nil {
-		msg = "Guardrail " + saved.Name + " added"
+		msg = "Guardrail " + saved.Name + " " + verb
 	}
 	s.formDone(w, r, err,
 		func(errs map[string]string) templ.Component {
 			f.Errors = errs
-			return views.GuardrailFormView(f, d.choices())
+			return form(f, d.choices())
 		},
-		func() (templ.Component, error) {
-			return both(views.GuardrailFormView(newGuardrailForm(), d.choices()), views.GuardrailsList(d.rows(), true, true)), nil
-		}, msg)
-}
-
-// refuseGuardrailEdit answers 403 to finance users opening an edit dialog;
-// it reports whether to go on.
-func refuseGuardrailEdit(w http.ResponseWriter, r *http.Request) bool {
-	if principalFrom(r.Context()).Role != store.RoleAdmin {
-		http.Error(w, "Only admins change guardrails.", http.StatusForbidden)
-		return true
-	}
-	return false
+		func() (templ.Component, error) { return done(d), nil }, msg)
 }
 
 func (s *Server) editGuardrailDialog(w http.ResponseWriter, r *http.Request) {
-	if refuseGuardrailEdit(w, r) {
+	if !adminOnlyFor(w, r, "guardrails") {
 		return
 	}
 	g, err := s.st.GetGuardrail(r.Context(), pathID(r))
@@ -424,32 +421,16 @@ func (s *Server) updateGuardrailForm(w http.ResponseWriter, r *http.Request) {
 	f := guardrailFormFrom(r)
 	f.ID = pathID(r)
 	saved, err := s.st.UpdateGuardrail(r.Context(), principalFrom(r.Context()).Actor, pathID(r), func(spec *store.GuardrailSpec) error {
-		stored := store.Guardrail{GuardrailSpec: *spec}
-		stored.Config = store.JSON(slices.Clone([]byte(spec.Config)))
-		next, err := specFrom(f, &stored)
+		next, err := specFrom(f, &store.Guardrail{GuardrailSpec: *spec})
 		if err != nil {
 			return err
 		}
 		*spec = next
 		return checkGuardrail(spec)
 	})
-	d, lerr := s.loadGuardrails(r.Context())
-	if lerr != nil {
-		s.writeErr(w, r, lerr)
-		return
-	}
-	msg := ""
-	if saved != nil {
-		msg = "Guardrail " + saved.Name + " saved"
-	}
-	s.formDone(w, r, err,
-		func(errs map[string]string) templ.Component {
-			f.Errors = errs
-			return views.GuardrailEditDialog(f, d.choices())
-		},
-		func() (templ.Component, error) {
-			return views.GuardrailsList(d.rows(), true, true), nil // the dialog area empties: the dialog closes
-		}, msg)
+	s.guardrailFormDone(w, r, f, saved, err, "saved", views.GuardrailEditDialog, func(d *guardrailData) templ.Component {
+		return views.GuardrailsList(d.rows(), true, true) // the dialog area empties: the dialog closes
+	})
 }
 
 // setGuardrailEnabledRow turns a guardrail on or off and answers its row.
@@ -463,12 +444,7 @@ func (s *Server) setGuardrailEnabledRow(enabled bool) http.HandlerFunc {
 			return checkGuardrail(spec)
 		})
 		if err != nil {
-			msg, err := userMessage(err)
-			if err != nil {
-				s.writeErr(w, r, err)
-				return
-			}
-			refuse(w, msg)
+			s.refuseErr(w, r, err)
 			return
 		}
 		d, err := s.loadGuardrails(r.Context())

@@ -209,7 +209,15 @@ func (s *Server) saveGroup(r *http.Request, f views.GroupForm) (*routing, error)
 }
 
 func (s *Server) createGroupForm(w http.ResponseWriter, r *http.Request) {
-	f := groupFormFrom(r)
+	s.saveGroupForm(w, r, groupFormFrom(r), views.GroupFormView, func(rt *routing) templ.Component {
+		return both(views.GroupFormView(views.GroupForm{Strategy: "weighted"}, rt.choices()), views.GroupsList(rt.groupRows(), true, true))
+	})
+}
+
+// saveGroupForm stores the group form and answers with form, showing its
+// errors, or with done, built from the routing as it now stands.
+func (s *Server) saveGroupForm(w http.ResponseWriter, r *http.Request, f views.GroupForm,
+	form func(views.GroupForm, views.RoutingChoices) templ.Component, done func(*routing) templ.Component) {
 	rt, err := s.saveGroup(r, f)
 	if rt == nil {
 		s.writeErr(w, r, err)
@@ -218,29 +226,29 @@ func (s *Server) createGroupForm(w http.ResponseWriter, r *http.Request) {
 	s.formDone(w, r, err,
 		func(errs map[string]string) templ.Component {
 			f.Errors = errs
-			return views.GroupFormView(f, rt.choices())
+			return form(f, rt.choices())
 		},
 		func() (templ.Component, error) {
 			rt, err := s.loadRouting(r.Context())
 			if err != nil {
 				return nil, err
 			}
-			return both(views.GroupFormView(views.GroupForm{Strategy: "weighted"}, rt.choices()), views.GroupsList(rt.groupRows(), true, true)), nil
+			return done(rt), nil
 		}, "Routing of "+f.Model+" saved")
 }
 
-// refuseUnlessAdmin answers 403 to finance users opening an edit dialog;
-// it reports whether to go on.
-func refuseUnlessAdmin(w http.ResponseWriter, r *http.Request) bool {
+// adminOnlyFor answers 403 to finance users opening an edit dialog of
+// what; it reports whether to go on.
+func adminOnlyFor(w http.ResponseWriter, r *http.Request, what string) bool {
 	if principalFrom(r.Context()).Role != store.RoleAdmin {
-		http.Error(w, "Only admins change routing.", http.StatusForbidden)
+		http.Error(w, "Only admins change "+what+".", http.StatusForbidden)
 		return false
 	}
 	return true
 }
 
 func (s *Server) editGroupDialog(w http.ResponseWriter, r *http.Request) {
-	if !refuseUnlessAdmin(w, r) {
+	if !adminOnlyFor(w, r, "routing") {
 		return
 	}
 	rt, err := s.loadRouting(r.Context())
@@ -261,23 +269,9 @@ func (s *Server) editGroupDialog(w http.ResponseWriter, r *http.Request) {
 func (s *Server) updateGroupForm(w http.ResponseWriter, r *http.Request) {
 	f := groupFormFrom(r)
 	f.Editing = true
-	rt, err := s.saveGroup(r, f)
-	if rt == nil {
-		s.writeErr(w, r, err)
-		return
-	}
-	s.formDone(w, r, err,
-		func(errs map[string]string) templ.Component {
-			f.Errors = errs
-			return views.GroupEditDialog(f, rt.choices())
-		},
-		func() (templ.Component, error) {
-			rt, err := s.loadRouting(r.Context())
-			if err != nil {
-				return nil, err
-			}
-			return views.GroupsList(rt.groupRows(), true, true), nil // the dialog area empties: the dialog closes
-		}, "Routing of "+f.Model+" saved")
+	s.saveGroupForm(w, r, f, views.GroupEditDialog, func(rt *routing) templ.Component {
+		return views.GroupsList(rt.groupRows(), true, true) // the dialog area empties: the dialog closes
+	})
 }
 
 // putAliasForm adds an alias or points an existing one at another model.

@@ -131,6 +131,14 @@ func (s *Store) ListUsers(ctx context.Context, page Page) ([]User, string, error
 	return rows, next, nil
 }
 
+// lockUser locks the user's row for the rest of tx and reads the user.
+func lockUser(ctx context.Context, tx *sqlx.Tx, id string) (*User, error) {
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, id); err != nil {
+		return nil, mapErr(err, "user "+id)
+	}
+	return getUser(ctx, tx, id)
+}
+
 // UpdateUser applies change to the stored user and saves it.
 func (s *Store) UpdateUser(ctx context.Context, actor, id string, change func(*UserInput) error) (*User, error) {
 	if !isUUID(id) {
@@ -138,10 +146,7 @@ func (s *Store) UpdateUser(ctx context.Context, actor, id string, change func(*U
 	}
 	var u *User
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, id); err != nil {
-			return mapErr(err, "user "+id)
-		}
-		before, err := getUser(ctx, tx, id)
+		before, err := lockUser(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -223,10 +228,7 @@ func (s *Store) SetUserBlocked(ctx context.Context, actor, id string, blocked bo
 	}
 	var u *User
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, id); err != nil {
-			return mapErr(err, "user "+id)
-		}
-		before, err := getUser(ctx, tx, id)
+		before, err := lockUser(ctx, tx, id)
 		if err != nil {
 			return err
 		}
