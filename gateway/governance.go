@@ -174,8 +174,7 @@ func (s *Server) admit(ctx context.Context, w http.ResponseWriter, c *call, depl
 	}
 	if err != nil {
 		s.log.Error("check budget", "request_id", c.id, "err", err)
-		return &apiError{Status: http.StatusServiceUnavailable, Type: "service_unavailable", Code: "budget_unavailable",
-			Message: "The gateway cannot check budgets right now (Redis and PostgreSQL are both unreachable); retry shortly."}
+		return budgetUnavailable()
 	}
 	if res.Budget != "" {
 		s.metrics.refused.WithLabelValues("budget").Inc()
@@ -199,14 +198,18 @@ func (s *Server) coverFallback(ctx context.Context, c *call, ds []*Deployment) *
 	ok, denied, spent, err := s.guard.Reserve(ctx, g.budgets, c.id, need)
 	if err != nil {
 		s.log.Error("check budget for a fallback", "request_id", c.id, "err", err)
-		return &apiError{Status: http.StatusServiceUnavailable, Type: "service_unavailable", Code: "budget_unavailable",
-			Message: "The gateway cannot check budgets right now (Redis and PostgreSQL are both unreachable); retry shortly."}
+		return budgetUnavailable()
 	}
 	if !ok {
 		return budgetExceeded(g, denied, spent, need)
 	}
 	g.amount = need
 	return nil
+}
+
+func budgetUnavailable() *apiError {
+	return &apiError{Status: http.StatusServiceUnavailable, Type: "service_unavailable", Code: "budget_unavailable",
+		Message: "The gateway cannot check budgets right now (Redis and PostgreSQL are both unreachable); retry shortly."}
 }
 
 func budgetExceeded(g *governed, name string, spent, amount float64) *apiError {

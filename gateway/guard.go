@@ -42,7 +42,7 @@ func (s *Server) selectGuardrails(c *call) *apiError {
 			return badRequest("guardrails", fmt.Sprintf("Unknown guardrail %q in guardrails: no enabled guardrail has that name. Ask an admin which guardrails you may opt into.", name))
 		}
 	}
-	g := &guards{}
+	g := &c.guards
 	for _, r := range s.cache.Guardrails() {
 		if !r.Enabled {
 			continue
@@ -59,14 +59,13 @@ func (s *Server) selectGuardrails(c *call) *apiError {
 			g.post = append(g.post, r)
 		}
 	}
-	c.guards = g
 	return nil
 }
 
 // record adds what a rule found to the call's hits (one entry per
 // guardrail and type, counts summed) and to the metrics.
 func (s *Server) record(c *call, r *guardrails.Rule, action string, hits []guardrails.Hit) {
-	g := c.guards
+	g := &c.guards
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, h := range hits {
@@ -85,9 +84,6 @@ func (s *Server) record(c *call, r *guardrails.Rule, action string, hits []guard
 
 // hits returns a copy of the call's hits, for its spend log.
 func (c *call) guardHits() store.GuardrailHits {
-	if c.guards == nil {
-		return nil
-	}
 	c.guards.mu.Lock()
 	defer c.guards.mu.Unlock()
 	return slices.Clone(c.guards.hits)

@@ -34,7 +34,7 @@ type call struct {
 	strategy string    // how the current model's deployments are chosen
 	busy     *depStats // the deployment this request counts as in flight on
 	attempt  *attemptCtx
-	guards   *guards // the guardrails that apply, and what they found
+	guards   guards // the guardrails that apply, and what they found
 }
 
 // statusClientClosed marks requests whose caller went away (nginx's 499).
@@ -150,8 +150,7 @@ func (s *Server) route(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			}
 		}
 		if lastResp != nil {
-			io.Copy(io.Discard, io.LimitReader(lastResp.Body, 64<<10))
-			lastResp.Body.Close()
+			discard(lastResp)
 			lastResp = nil
 		}
 		if i > 0 {
@@ -241,12 +240,18 @@ func (s *Server) attempt(ctx context.Context, w http.ResponseWriter, r *http.Req
 			return resp, nil
 		}
 		if resp != nil {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
+			discard(resp)
 		}
 		s.metrics.retries.WithLabelValues(c.req.model).Inc()
 		tried = append(tried, c.dep)
 	}
+}
+
+// discard drops an answer that will not be used, reading a little of it
+// first so that its connection can be reused.
+func discard(resp *http.Response) {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
 }
 
 // choose picks a deployment by weight among those under their own RPM/TPM
