@@ -31,7 +31,7 @@ import (
 // redis_rate's for every rate checked, in order. {-1, i, j...} when the
 // counters of budgets i, j... are missing: nothing was taken, seed them and
 // run again.
-var admitScript = redis.NewScript(`
+var admitScript = redis.NewScript(budgetLua + `
 local nr, ns, nb = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local period, id, ttl, amount = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local t = redis.call('TIME')
@@ -84,17 +84,11 @@ end
 if #missing > 1 then return missing end
 for i = 1, nb do
   local h, z = KEYS[b + 2*i-1], KEYS[b + 2*i]
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', nowms)) do
-    redis.call('HDEL', h, 'r:' .. m)
-  end
-  redis.call('ZREMRANGEBYSCORE', z, '-inf', nowms)
-  local used = tonumber(redis.call('HGET', h, 'spent'))
-  for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do
-    if m ~= id then used = used + tonumber(redis.call('HGET', h, 'r:' .. m) or 0) end
-  end
+  sweep(h, z, nowms)
+  local u = used(h, id)
   local max = tonumber(ARGV[a + ns + i])
-  if max <= 0 or used + amount > max then
-    out[1], out[2], out[3] = 3, i, used
+  if max <= 0 or u + amount > max then
+    out[1], out[2], out[3] = 3, i, u
     return out
   end
 end
@@ -111,11 +105,7 @@ for i = 1, ns do
   redis.call('PEXPIRE', KEYS[nr + i], ttl)
 end
 for i = 1, nb do
-  local h, z = KEYS[b + 2*i-1], KEYS[b + 2*i]
-  redis.call('ZADD', z, nowms + ttl, id)
-  redis.call('HSET', h, 'r:' .. id, ARGV[7])
-  redis.call('PEXPIRE', h, ARGV[8])
-  redis.call('PEXPIRE', z, ARGV[8])
+  hold(KEYS[b + 2*i-1], KEYS[b + 2*i], id, amount, nowms + ttl, ARGV[8])
 end
 return out
 `)
@@ -129,20 +119,12 @@ return out
 // allowAtMost does for delta > 0, and for delta < 0 as giveBack does: an
 // allowN of -delta, deleting the key when that leaves the limit full
 // (which a missing key means), atomically here so no WATCH is needed.
-var finishScript = redis.NewScript(`
+var finishScript = redis.NewScript(budgetLua + `
 local nb, ns, na = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local id, period, delta = ARGV[4], tonumber(ARGV[7]), tonumber(ARGV[8])
 local out = {}
 for i = 1, nb do
-  local h, z = KEYS[2*i-1], KEYS[2*i]
-  redis.call('ZREM', z, id)
-  redis.call('HDEL', h, 'r:' .. id)
-  if redis.call('HEXISTS', h, 'spent') == 1 then
-    out[i] = redis.call('HINCRBY', h, 'spent', ARGV[5])
-    redis.call('PEXPIRE', h, ARGV[6])
-  else
-    out[i] = -1
-  end
+  out[i] = settle(KEYS[2*i-1], KEYS[2*i], id, ARGV[5], ARGV[6])
 end
 for i = 1, ns do
   redis.call('ZREM', KEYS[2*nb + i], id)

@@ -58,14 +58,37 @@ func BenchmarkAllowKeyTeamUser(b *testing.B) {
 
 // BenchmarkReserveSettleKeyTeamUser is one fully governed request's budget
 // work: reserve the worst case on the key's, team's and user's budgets,
-// then settle the actual cost. Reserve alone is not timed on its own:
-// unsettled reservations pile up and each Reserve walks them all.
+// then settle the actual cost.
 func BenchmarkReserveSettleKeyTeamUser(b *testing.B) {
 	ctx := context.Background()
 	rdb := storetest.Redis(b)
 	g := limits.New(rdb, limits.Options{Prefix: newPrefix(b, rdb)})
 	budgets := []limits.Budget{{Name: "key:k1:1", Max: 1e6}, {Name: "team:t1:1", Max: 1e6}, {Name: "user:u1:1", Max: 1e6}}
 	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		id := strconv.Itoa(i)
+		if ok, _, _, err := g.Reserve(ctx, budgets, id, 0.01); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+		g.Settle(ctx, budgets, id, 0.005)
+	}
+}
+
+// BenchmarkReserveSettleInFlight is BenchmarkReserveSettle with 1,000 other
+// requests holding reservations on the same budgets, as with 1,000 streams
+// in flight: a check must not cost more because others are running.
+func BenchmarkReserveSettleInFlight(b *testing.B) {
+	ctx := context.Background()
+	rdb := storetest.Redis(b)
+	g := limits.New(rdb, limits.Options{Prefix: newPrefix(b, rdb)})
+	budgets := []limits.Budget{{Name: "key:k1:1", Max: 1e6}, {Name: "team:t1:1", Max: 1e6}}
+	for i := range 1000 {
+		if ok, _, _, err := g.Reserve(ctx, budgets, "held-"+strconv.Itoa(i), 0.01); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
 	i := 0
 	for b.Loop() {
 		i++

@@ -31,8 +31,73 @@ func (b Budget) spend(ctx context.Context) (int64, error) {
 }
 
 // Each budget has two keys: a hash holding the settled spend (field
-// "spent") and the amount of every reservation (field "r:<request id>"),
-// and a sorted set of the reservations' expiries. Amounts are nano-dollars.
+// "spent"), the amount of every reservation (field "r:<request id>") and
+// their running total (field "held"), and a sorted set of the
+// reservations' expiries. Amounts are nano-dollars. Keeping the total lets
+// a check cost the same with one request in flight or thousands: summing
+// the reservations each time made Redis's work grow with the traffic.
+
+// budgetLua holds the Lua helpers every budget script starts with. Each
+// script is one EVAL, so the helpers run atomically with the rest.
+//
+// sweep drops reservations that expired (a crashed request never settled)
+// from the total. The total is also rebuilt when nothing is held (then it
+// must be 0) and when it is absent: a counter written by a version that kept
+// no total, during a rolling deploy.
+const budgetLua = `
+local function sweep(h, z, now)
+  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  if #gone > 0 then
+    local sum = 0
+    for _, m in ipairs(gone) do
+      sum = sum + tonumber(redis.call('HGET', h, 'r:' .. m) or 0)
+      redis.call('HDEL', h, 'r:' .. m)
+    end
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+    redis.call('HINCRBY', h, 'held', -sum)
+  end
+  if redis.call('ZCARD', z) == 0 then
+    redis.call('HSET', h, 'held', 0)
+  elseif redis.call('HEXISTS', h, 'held') == 0 then
+    local sum = 0
+    for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do
+      sum = sum + tonumber(redis.call('HGET', h, 'r:' .. m) or 0)
+    end
+    redis.call('HSET', h, 'held', sum)
+  end
+end
+-- used is the settled spend plus what others hold: a request raising its
+-- own reservation replaces it.
+local function used(h, id)
+  local v = redis.call('HMGET', h, 'spent', 'held', 'r:' .. id)
+  return tonumber(v[1]) + math.max(tonumber(v[2] or 0) - tonumber(v[3] or 0), 0)
+end
+local function hold(h, z, id, amount, expires, ttl)
+  local old = tonumber(redis.call('HGET', h, 'r:' .. id) or 0)
+  redis.call('ZADD', z, expires, id)
+  redis.call('HSET', h, 'r:' .. id, amount)
+  redis.call('HINCRBY', h, 'held', amount - old)
+  redis.call('PEXPIRE', h, ttl)
+  redis.call('PEXPIRE', z, ttl)
+end
+local function unhold(h, z, id)
+  redis.call('ZREM', z, id)
+  local old = redis.call('HGET', h, 'r:' .. id)
+  if old then
+    redis.call('HDEL', h, 'r:' .. id)
+    redis.call('HINCRBY', h, 'held', -tonumber(old))
+  end
+end
+-- settle ends a reservation with its actual cost; -1 when the counter is
+-- missing (nothing is added: the caller seeds it and settles again).
+local function settle(h, z, id, actual, ttl)
+  unhold(h, z, id)
+  if redis.call('HEXISTS', h, 'spent') == 0 then return -1 end
+  local spent = redis.call('HINCRBY', h, 'spent', actual)
+  redis.call('PEXPIRE', h, ttl)
+  return spent
+end
+`
 
 // reserveScript checks every budget, then reserves in all or none.
 // KEYS: hash and sorted set of each budget, in turn.
@@ -40,7 +105,7 @@ func (b Budget) spend(ctx context.Context) (int64, error) {
 // Returns {1} when reserved; {0, i, used} when budget i refuses, used being
 // its settled spend plus reservations; {-1, i, j...} when the counters of
 // budgets i, j... are missing and must be seeded first.
-var reserveScript = redis.NewScript(`
+var reserveScript = redis.NewScript(budgetLua + `
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local id, amount = ARGV[1], tonumber(ARGV[2])
@@ -52,23 +117,13 @@ end
 if #missing > 1 then return missing end
 for i = 1, n do
   local h, z = KEYS[2*i-1], KEYS[2*i]
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', now)) do
-    redis.call('HDEL', h, 'r:' .. m)
-  end
-  redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
-  local used = tonumber(redis.call('HGET', h, 'spent'))
-  for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do
-    if m ~= id then used = used + tonumber(redis.call('HGET', h, 'r:' .. m) or 0) end
-  end
+  sweep(h, z, now)
+  local u = used(h, id)
   local max = tonumber(ARGV[4 + i])
-  if max <= 0 or used + amount > max then return {0, i, used} end
+  if max <= 0 or u + amount > max then return {0, i, u} end
 end
 for i = 1, n do
-  local h, z = KEYS[2*i-1], KEYS[2*i]
-  redis.call('ZADD', z, now + tonumber(ARGV[3]), id)
-  redis.call('HSET', h, 'r:' .. id, ARGV[2])
-  redis.call('PEXPIRE', h, ARGV[4])
-  redis.call('PEXPIRE', z, ARGV[4])
+  hold(KEYS[2*i-1], KEYS[2*i], id, amount, now + tonumber(ARGV[3]), ARGV[4])
 end
 return {1}
 `)
@@ -78,20 +133,21 @@ return {1}
 // Returns each budget's settled spend after, or -1 where the counter is
 // missing: nothing is added there, the caller seeds it and settles again
 // (dropping the reservation twice is harmless).
-var settleScript = redis.NewScript(`
+var settleScript = redis.NewScript(budgetLua + `
 local out = {}
 for i = 1, #KEYS / 2 do
-  local h, z = KEYS[2*i-1], KEYS[2*i]
-  redis.call('ZREM', z, ARGV[1])
-  redis.call('HDEL', h, 'r:' .. ARGV[1])
-  if redis.call('HEXISTS', h, 'spent') == 1 then
-    out[i] = redis.call('HINCRBY', h, 'spent', ARGV[2])
-    redis.call('PEXPIRE', h, ARGV[3])
-  else
-    out[i] = -1
-  end
+  out[i] = settle(KEYS[2*i-1], KEYS[2*i], ARGV[1], ARGV[2], ARGV[3])
 end
 return out
+`)
+
+// releaseScript drops reservations without spending.
+// KEYS: as for reserveScript. ARGV: the request ids.
+var releaseScript = redis.NewScript(budgetLua + `
+for i = 1, #KEYS / 2 do
+  for _, id in ipairs(ARGV) do unhold(KEYS[2*i-1], KEYS[2*i], id) end
+end
+return 0
 `)
 
 // errFallback says Redis failed and the fallback must decide.
@@ -219,14 +275,7 @@ func (g *Guard) ReleaseBudget(ctx context.Context, budgets []Budget, requestID s
 		return
 	}
 	if g.up.Load() {
-		_, err := g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, b := range budgets {
-				hash, held := g.budgetKey(b.Name)
-				p.ZRem(ctx, held, requestID)
-				p.HDel(ctx, hash, "r:"+requestID)
-			}
-			return nil
-		})
+		err := releaseScript.Run(ctx, g.rdb, g.budgetKeys(budgets), requestID).Err()
 		if !g.failed(ctx, err) {
 			return
 		}

@@ -254,3 +254,89 @@ func TestReserveSpendFails(t *testing.T) {
 		t.Errorf("Reserve with an unseedable counter = %v %v, want the Spend error", ok, err)
 	}
 }
+
+// The running total of reservations ("held") stays the sum of the
+// reservations through every way one starts and ends: Admit, Reserve,
+// raising one's own reservation, Finish, Settle, ReleaseBudget and expiry.
+// A counter left without a total (by a version that kept none) gets one.
+func TestHeldTotal(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := storetest.Redis(t)
+	prefix := newPrefix(t, rdb)
+	g := limits.New(rdb, limits.Options{Prefix: prefix, SlotTTL: 400 * time.Millisecond})
+	budget := []limits.Budget{{Name: "team:t1:1", Max: 100}}
+	hash := prefix + "budget:team:t1:1"
+
+	check := func(step string) {
+		t.Helper()
+		fields, err := rdb.HGetAll(ctx, hash).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum, held int64
+		for f, v := range fields {
+			var n int64
+			fmt.Sscan(v, &n)
+			switch {
+			case f == "held":
+				held = n
+			case len(f) > 2 && f[:2] == "r:":
+				sum += n
+			}
+		}
+		if held != sum {
+			t.Fatalf("after %s: held = %d, reservations sum to %d (%v)", step, held, sum, fields)
+		}
+	}
+	reserve := func(id string, usd float64) {
+		t.Helper()
+		if ok, denied, _, err := g.Reserve(ctx, budget, id, usd); !ok || err != nil {
+			t.Fatalf("Reserve %s = %v %q %v", id, ok, denied, err)
+		}
+	}
+
+	reserve("a", 1)
+	reserve("b", 2)
+	check("two reservations")
+	reserve("b", 5) // a fallback raising its own reservation replaces it
+	check("a raise")
+	if r, err := g.Admit(ctx, limits.Admission{RequestID: "c", Budgets: budget, Amount: 3}); !r.OK() || err != nil {
+		t.Fatalf("Admit = %+v %v", r, err)
+	}
+	check("Admit")
+	g.Settle(ctx, budget, "a", 0.5)
+	check("Settle")
+	g.Finish(ctx, limits.Settlement{Budgets: budget, RequestID: "c", Cost: 1})
+	check("Finish")
+	g.ReleaseBudget(ctx, budget, "b")
+	check("ReleaseBudget")
+	g.Settle(ctx, budget, "never-reserved", 0.25)
+	check("a settlement without a reservation")
+
+	// Others' reservations count, one's own is replaced: 100 - 0.5 - 1 -
+	// 0.25 settled leaves 98.25; "x" holds 90, so "y" can hold 8.25 only.
+	reserve("x", 90)
+	if ok, _, spent, _ := g.Reserve(ctx, budget, "y", 8.5); ok || !near(spent, 91.75) {
+		t.Fatalf("Reserve past the budget = %v with spent %v, want refused at 91.75", ok, spent)
+	}
+	reserve("x", 98.25)
+	check("a raise to the brim")
+
+	// Expired reservations leave the total when the next check sweeps them.
+	time.Sleep(450 * time.Millisecond)
+	reserve("d", 0.1)
+	check("expiry")
+	if held, _ := rdb.HGet(ctx, hash, "held").Int64(); held != 100_000_000 {
+		t.Errorf("held after expiry = %d nano-USD, want only d's 0.1 USD", held)
+	}
+
+	// A counter without a total: rebuilt from the reservations.
+	reserve("e", 0.2)
+	rdb.HDel(ctx, hash, "held")
+	reserve("f", 0.3)
+	check("a counter without a total")
+	if held, _ := rdb.HGet(ctx, hash, "held").Int64(); held != 600_000_000 {
+		t.Errorf("held rebuilt = %d nano-USD, want 0.6 USD", held)
+	}
+}

@@ -33,7 +33,7 @@
 // nothing, and Finish does Settle, Release and Adjust in one.
 //
 // Keys: Prefix+"slot:"+name (sorted set), Prefix+"budget:"+name (hash of
-// settled spend and reservation amounts) with Prefix+"budget:"+name+":held"
+// settled spend, reservation amounts and their total) with Prefix+"budget:"+name+":held"
 // (sorted set of reservation expiries), and "rate:"+Prefix+name for rates,
 // since redis_rate puts its own prefix first.
 package limits
@@ -268,12 +268,7 @@ func (g *Guard) replay(ctx context.Context) error {
 		}
 		for name, ids := range p.budgets {
 			hash, held := g.budgetKey(name)
-			fields := make([]string, len(ids))
-			for i, id := range ids {
-				fields[i] = "r:" + id
-			}
-			pipe.ZRem(ctx, held, toAny(ids)...)
-			pipe.HDel(ctx, hash, fields...)
+			releaseScript.Eval(ctx, pipe, []string{hash, held}, toAny(ids)...)
 		}
 		for name, n := range p.spend {
 			hash, held := g.budgetKey(name)

@@ -49,6 +49,7 @@ type options struct {
 	redisURL     string
 	reset        bool
 	from         string // render this earlier -json output instead of measuring
+	pprof        string // loopback address for the gateway's profiler; "" keeps it off
 }
 
 func parseFlags(args []string) (options, error) {
@@ -67,6 +68,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL for the gateway (scripts/services.sh up tollgate_bench)")
 	fs.StringVar(&o.redisURL, "redis-url", os.Getenv("REDIS_URL"), "Redis for the gateway")
 	fs.StringVar(&o.from, "from", "", "measure nothing: render the figures of an earlier run's -json file (after changing how they are shown)")
+	fs.StringVar(&o.pprof, "pprof", "", "serve the gateway's profiler on this loopback address (e.g. 127.0.0.1:6060) while it runs")
 	fs.BoolVar(&o.reset, "reset", true, "empty the database first, so every run starts alike (only a database whose name contains \"bench\")")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -183,7 +183,7 @@ func startGateway(ctx context.Context, cs *children, o options, sinkURL, spoolDi
 	if err != nil {
 		return nil, err
 	}
-	gw, err := cs.start("gateway", addr, o.tollgate, []string{"gateway"}, childEnv(
+	env := childEnv(
 		"DATABASE_URL="+o.databaseURL,
 		"REDIS_URL="+o.redisURL,
 		"TOLLGATE_SECRET_KEY="+benchSecretKey,
@@ -195,7 +195,11 @@ func startGateway(ctx context.Context, cs *children, o options, sinkURL, spoolDi
 		// Pushed as they come rather than in 30 s bursts, so that metering
 		// costs each cell its share.
 		"TOLLGATE_METER_PUSH_INTERVAL=2s",
-	))
+	)
+	if o.pprof != "" {
+		env = append(env, "TOLLGATE_PPROF_ADDR="+o.pprof)
+	}
+	gw, err := cs.start("gateway", addr, o.tollgate, []string{"gateway"}, env)
 	if err != nil {
 		return nil, err
 	}
