@@ -24,12 +24,15 @@ var (
 	dataPrefix = []byte("data:")
 	doneMarker = []byte("[DONE]")
 	usageKey   = []byte(`"usage"`)
+	newline    = []byte("\n")
 )
 
 // Copy reads events from upstream and writes them to w, calling flush after
 // each. It returns when upstream ends or a read/write fails.
 func (c *StreamCopier) Copy(w io.Writer, flush func(), upstream io.Reader) error {
-	r := bufio.NewReaderSize(upstream, 32*1024)
+	// Events are small; a longer line is gathered across reads below. Each
+	// stream in flight holds this buffer, so it is kept small.
+	r := bufio.NewReaderSize(upstream, 4096)
 	var event bytes.Buffer
 	midLine := false
 	for {
@@ -89,7 +92,9 @@ func isDone(event []byte) bool {
 
 // keep inspects one event and says whether to pass it on.
 func (c *StreamCopier) keep(event []byte) bool {
-	for _, line := range bytes.Split(event, []byte("\n")) {
+	for rest := event; len(rest) > 0; {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, newline)
 		data, ok := bytes.CutPrefix(bytes.TrimSpace(line), dataPrefix)
 		if !ok {
 			continue
@@ -100,7 +105,7 @@ func (c *StreamCopier) keep(event []byte) bool {
 			continue
 		}
 		c.Chunks++
-		if !bytes.Contains(data, usageKey) {
+		if !hasUsageObject(data) {
 			continue
 		}
 		var chunk struct {
@@ -119,4 +124,23 @@ func (c *StreamCopier) keep(event []byte) bool {
 		}
 	}
 	return true
+}
+
+// hasUsageObject reports whether a chunk may carry usage: a "usage" key
+// followed by an object. With include_usage every chunk but the last says
+// "usage":null, and decoding each of them was the stream's main cost. A
+// false yes only costs a decode.
+func hasUsageObject(data []byte) bool {
+	for {
+		i := bytes.Index(data, usageKey)
+		if i < 0 {
+			return false
+		}
+		data = bytes.TrimLeft(data[i+len(usageKey):], " \t\r\n")
+		if len(data) > 0 && data[0] == ':' {
+			if v := bytes.TrimLeft(data[1:], " \t\r\n"); len(v) > 0 && v[0] == '{' {
+				return true
+			}
+		}
+	}
 }

@@ -98,3 +98,22 @@ func TestUsageOf(t *testing.T) {
 		t.Error("usage found where there is none")
 	}
 }
+
+func TestHasUsageObject(t *testing.T) {
+	for _, c := range []struct {
+		data string
+		want bool
+	}{
+		{`{"choices":[{"delta":{"content":"hi"}}],"usage":null}`, false},
+		{`{"choices":[],"usage":{"prompt_tokens":3}}`, true},
+		{`{"choices":[], "usage" :  {"prompt_tokens":3}}`, true},
+		{`{"choices":[{"delta":{"content":"the \"usage\": word"}}],"usage":null}`, false},
+		{`{"choices":[{"delta":{"content":"\"usage\":"}}],"usage":{"total_tokens":1}}`, true},
+		{`{"choices":[]}`, false},
+		{`{"usage"`, false},
+	} {
+		if got := hasUsageObject([]byte(c.data)); got != c.want {
+			t.Errorf("hasUsageObject(%s) = %v, want %v", c.data, got, c.want)
+		}
+	}
+}
