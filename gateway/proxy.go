@@ -377,13 +377,19 @@ func (s *Server) relayBody(w http.ResponseWriter, r *http.Request, c *call, resp
 	return nil
 }
 
-// answer sends a whole answer, with its cost in a header.
+// answer sends a whole answer, with its cost in a header. It goes out at
+// once, whole: the caller has it while the gateway settles and logs. A
+// caller's next request on the same connection is still read only after
+// that, so it finds this one's slots and reservations settled.
 func (s *Server) answer(w http.ResponseWriter, c *call, contentType string, status int, body []byte) {
+	h := w.Header()
 	s.setAnswerHeaders(w, c)
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("X-Tollgate-Cost", formatCost(c.cost))
+	h.Set("Content-Type", contentType)
+	h.Set("X-Tollgate-Cost", formatCost(c.cost))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	w.Write(body)
+	http.NewResponseController(w).Flush()
 }
 
 // relayStream passes server-sent events through as they arrive. The cost

@@ -242,7 +242,7 @@ func (g *Guard) admitRedis(ctx context.Context, a Admission) (r Admitted, ok boo
 		args = append(args, nanos(b.Max))
 	}
 	for range 3 {
-		v, err := admitScript.Run(ctx, g.rdb, keys, args...).Slice()
+		v, err := g.pipe.run(ctx, admitScript, keys, args...).Slice()
 		if g.failed(ctx, err) {
 			return Admitted{}, false, nil
 		}
@@ -344,7 +344,7 @@ func (g *Guard) finishRedis(ctx context.Context, budgets []Budget, requestID str
 		keys = append(keys, g.rateKey(r.Name))
 		args = append(args, r.Limit)
 	}
-	return finishScript.Run(ctx, g.rdb, keys, args...).Int64Slice()
+	return g.pipe.run(ctx, finishScript, keys, args...).Int64Slice()
 }
 
 // rateKey is the key redis_rate keeps a limit in (it puts "rate:" first).

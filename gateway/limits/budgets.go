@@ -181,7 +181,7 @@ func (g *Guard) reserveRedis(ctx context.Context, budgets []Budget, requestID st
 	// Each round seeds what was missing; a counter vanishing again right
 	// after being seeded would need an eviction or a flush in between.
 	for range 3 {
-		res, err := reserveScript.Run(ctx, g.rdb, keys, args...).Int64Slice()
+		res, err := g.pipe.run(ctx, reserveScript, keys, args...).Int64Slice()
 		if g.failed(ctx, err) {
 			return false, "", 0, errFallback
 		}
@@ -240,7 +240,7 @@ func (g *Guard) Settle(ctx context.Context, budgets []Budget, requestID string, 
 
 // settleRedis fills out and reports whether Redis took the settlement.
 func (g *Guard) settleRedis(ctx context.Context, budgets []Budget, requestID string, actual int64, out []float64) bool {
-	res, err := settleScript.Run(ctx, g.rdb, g.budgetKeys(budgets), requestID, actual, counterTTL.Milliseconds()).Int64Slice()
+	res, err := g.pipe.run(ctx, settleScript, g.budgetKeys(budgets), requestID, actual, counterTTL.Milliseconds()).Int64Slice()
 	if g.failed(ctx, err) {
 		return false
 	}
@@ -262,7 +262,7 @@ func (g *Guard) reseed(ctx context.Context, budgets []Budget, requestID string, 
 			g.log.Warn("settle budget: cannot seed counter", "budget", b.Name, "err", err)
 			continue
 		}
-		again, err := settleScript.Run(ctx, g.rdb, g.budgetKeys(budgets[i:i+1]), requestID, actual, counterTTL.Milliseconds()).Int64Slice()
+		again, err := g.pipe.run(ctx, settleScript, g.budgetKeys(budgets[i:i+1]), requestID, actual, counterTTL.Milliseconds()).Int64Slice()
 		if !g.failed(ctx, err) && again[0] >= 0 {
 			out[i] = dollars(again[0])
 		}
@@ -275,7 +275,7 @@ func (g *Guard) ReleaseBudget(ctx context.Context, budgets []Budget, requestID s
 		return
 	}
 	if g.up.Load() {
-		err := releaseScript.Run(ctx, g.rdb, g.budgetKeys(budgets), requestID).Err()
+		err := g.pipe.run(ctx, releaseScript, g.budgetKeys(budgets), requestID).Err()
 		if !g.failed(ctx, err) {
 			return
 		}

@@ -70,6 +70,7 @@ const (
 // Guard enforces limits; safe for concurrent use.
 type Guard struct {
 	rdb  *redis.Client
+	pipe pipeliner // every script goes through it
 	opts Options
 	log  *slog.Logger
 	up   atomic.Bool
@@ -100,7 +101,7 @@ func New(rdb *redis.Client, opts Options) *Guard {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	g := &Guard{rdb: rdb, opts: opts, log: log,
+	g := &Guard{rdb: rdb, pipe: pipeliner{rdb: rdb}, opts: opts, log: log,
 		rates:   map[string]*localRate{},
 		slots:   map[string]map[string]hold{},
 		budgets: map[string]*localBudget{},

@@ -50,7 +50,7 @@ func (g *Guard) Acquire(ctx context.Context, slots []Slot, requestID string) (ok
 			keys[i] = g.slotKey(s.Name)
 			args = append(args, s.Max)
 		}
-		i, err := acquireScript.Run(ctx, g.rdb, keys, args...).Int64()
+		i, err := g.pipe.run(ctx, acquireScript, keys, args...).Int64()
 		if !g.failed(ctx, err) {
 			if i == 0 {
 				return true, ""
