@@ -21,8 +21,7 @@ type governed struct {
 	tokens    []limits.Rate
 	slots     []limits.Slot
 	budgets   []limits.Budget
-	about     map[string]string // limit name -> how the caller is told about it
-	resetAt   map[string]*time.Time
+	notes     []note // whose limit each one is, told to the caller on a refusal
 	estTokens int64
 	counted   bool // estTokens was computed
 
@@ -38,38 +37,39 @@ type governed struct {
 // (max_tokens) nor the model (max_output_tokens, context_window) bounds it.
 const defaultMaxOutput = 4096
 
-// plan lists every limit and budget that applies to the request.
+// plan lists every limit and budget that applies to the request. The
+// words that explain a refusal are put together only when one happens.
 func (s *Server) plan(c *call) *governed {
-	g := &governed{about: map[string]string{}, resetAt: map[string]*time.Time{}}
+	g := &governed{}
 	k := c.key
-	label := fmt.Sprintf("key %q", keyLabel(k))
+	key := whose{subject: "key", who: keyLabel(k)}
 	kl := k.Limits(s.cache.Profile(k.BudgetID))
-	g.rate("key:"+k.ID+":rpm", kl.RPMLimit, label+" rpm_limit")
-	g.tokenRate("key:"+k.ID+":tpm", kl.TPMLimit, label+" tpm_limit")
+	g.rate("key:"+k.ID+":rpm", kl.RPMLimit, key, "rpm_limit")
+	g.tokenRate("key:"+k.ID+":tpm", kl.TPMLimit, key, "tpm_limit")
 	if v, ok := k.ModelRPMLimit[c.req.model]; ok {
-		g.rate("key:"+k.ID+":model:"+c.req.model+":rpm", &v, fmt.Sprintf("%s model_rpm_limit for %s", label, c.req.model))
+		g.rate("key:"+k.ID+":model:"+c.req.model+":rpm", &v, key, "model_rpm_limit for "+c.req.model)
 	}
 	if v, ok := k.ModelTPMLimit[c.req.model]; ok {
-		g.tokenRate("key:"+k.ID+":model:"+c.req.model+":tpm", &v, fmt.Sprintf("%s model_tpm_limit for %s", label, c.req.model))
+		g.tokenRate("key:"+k.ID+":model:"+c.req.model+":tpm", &v, key, "model_tpm_limit for "+c.req.model)
 	}
-	g.slot("key:"+k.ID, kl.MaxParallelRequests, label+" max_parallel_requests")
-	g.budget(s, store.SubjectKey, k.ID, kl.MaxBudget, k.BudgetResetAt, label)
+	g.slot("key:"+k.ID, kl.MaxParallelRequests, key)
+	g.budget(s, store.SubjectKey, k.ID, kl.MaxBudget, k.BudgetResetAt, key)
 	if t := c.team; t != nil {
 		tl := t.Limits(s.cache.Profile(t.BudgetID))
-		tlabel := fmt.Sprintf("team %q", t.Name)
-		g.rate("team:"+t.ID+":rpm", tl.RPMLimit, tlabel+" rpm_limit")
-		g.tokenRate("team:"+t.ID+":tpm", tl.TPMLimit, tlabel+" tpm_limit")
-		g.slot("team:"+t.ID, tl.MaxParallelRequests, tlabel+" max_parallel_requests")
-		g.budget(s, store.SubjectTeam, t.ID, tl.MaxBudget, t.BudgetResetAt, tlabel)
+		team := whose{subject: "team", who: t.Name}
+		g.rate("team:"+t.ID+":rpm", tl.RPMLimit, team, "rpm_limit")
+		g.tokenRate("team:"+t.ID+":tpm", tl.TPMLimit, team, "tpm_limit")
+		g.slot("team:"+t.ID, tl.MaxParallelRequests, team)
+		g.budget(s, store.SubjectTeam, t.ID, tl.MaxBudget, t.BudgetResetAt, team)
 	}
 	if u := s.cache.User(k.UserID); u != nil {
-		ulabel := fmt.Sprintf("user %q", u.Email)
-		g.rate("user:"+u.ID+":rpm", u.RPMLimit, ulabel+" rpm_limit")
-		g.tokenRate("user:"+u.ID+":tpm", u.TPMLimit, ulabel+" tpm_limit")
-		g.budget(s, store.SubjectUser, u.ID, u.MaxBudget, u.BudgetResetAt, ulabel)
+		user := whose{subject: "user", who: u.Email}
+		g.rate("user:"+u.ID+":rpm", u.RPMLimit, user, "rpm_limit")
+		g.tokenRate("user:"+u.ID+":tpm", u.TPMLimit, user, "tpm_limit")
+		g.budget(s, store.SubjectUser, u.ID, u.MaxBudget, u.BudgetResetAt, user)
 	}
 	if gb := s.cache.Global(); gb != nil {
-		g.budget(s, store.SubjectGlobal, "global", gb.MaxBudget, gb.BudgetResetAt, "the gateway's global budget")
+		g.budget(s, store.SubjectGlobal, "global", gb.MaxBudget, gb.BudgetResetAt, whose{})
 	}
 	return g
 }
@@ -81,30 +81,69 @@ func keyLabel(k *store.Key) string {
 	return k.Hint
 }
 
-func (g *governed) rate(name string, limit *int64, about string) {
+// whose names the holder of a limit: a key, a team or a user; the zero
+// value is the gateway's global budget.
+type whose struct{ subject, who string }
+
+// note ties a limit's name to its holder and setting.
+type note struct {
+	name    string
+	whose   whose
+	field   string     // "rpm_limit", ...; empty for a budget
+	resetAt *time.Time // a budget's reset
+}
+
+// about is how the caller is told about a limit: `key "ci" rpm_limit`.
+func (g *governed) about(name string) string {
+	for _, n := range g.notes {
+		if n.name != name {
+			continue
+		}
+		if n.whose.subject == "" {
+			return "the gateway's global budget"
+		}
+		s := fmt.Sprintf("%s %q", n.whose.subject, n.whose.who)
+		if n.field != "" {
+			s += " " + n.field
+		}
+		return s
+	}
+	return name
+}
+
+func (g *governed) note(name string) *note {
+	for i := range g.notes {
+		if g.notes[i].name == name {
+			return &g.notes[i]
+		}
+	}
+	return nil
+}
+
+func (g *governed) rate(name string, limit *int64, w whose, field string) {
 	if limit != nil {
 		g.requests = append(g.requests, limits.Rate{Name: name, Limit: *limit})
-		g.about[name] = about
+		g.notes = append(g.notes, note{name: name, whose: w, field: field})
 	}
 }
 
-func (g *governed) tokenRate(name string, limit *int64, about string) {
+func (g *governed) tokenRate(name string, limit *int64, w whose, field string) {
 	if limit != nil {
 		g.tokens = append(g.tokens, limits.Rate{Name: name, Limit: *limit})
-		g.about[name] = about
+		g.notes = append(g.notes, note{name: name, whose: w, field: field})
 	}
 }
 
-func (g *governed) slot(name string, max *int64, about string) {
+func (g *governed) slot(name string, max *int64, w whose) {
 	if max != nil {
 		g.slots = append(g.slots, limits.Slot{Name: name, Max: *max})
-		g.about[name] = about
+		g.notes = append(g.notes, note{name: name, whose: w, field: "max_parallel_requests"})
 	}
 }
 
 // budget adds a hard budget. Its name carries the period, so a new period
 // starts a new counter.
-func (g *governed) budget(s *Server, subject, id string, max *float64, resetAt *time.Time, about string) {
+func (g *governed) budget(s *Server, subject, id string, max *float64, resetAt *time.Time, w whose) {
 	if max == nil {
 		return
 	}
@@ -112,12 +151,11 @@ func (g *governed) budget(s *Server, subject, id string, max *float64, resetAt *
 	if resetAt != nil {
 		period = resetAt.Unix()
 	}
-	name := fmt.Sprintf("%s:%s:%d", subject, id, period)
+	name := subject + ":" + id + ":" + strconv.FormatInt(period, 10)
 	g.budgets = append(g.budgets, limits.Budget{Name: name, Max: *max, Spend: func(ctx context.Context) (float64, error) {
 		return s.st.SubjectSpend(ctx, subject, id)
 	}})
-	g.about[name] = about
-	g.resetAt[name] = resetAt
+	g.notes = append(g.notes, note{name: name, whose: w, resetAt: resetAt})
 }
 
 // inputTokens counts the prompt once, only for requests that need it.
@@ -137,10 +175,12 @@ func (g *governed) inputTokens(c *call) int64 {
 // worst-case cost, refusing the request when any of them is exhausted.
 func (s *Server) admit(ctx context.Context, w http.ResponseWriter, c *call, deployments []*Deployment) *apiError {
 	g := c.gov
-	for _, r := range append(append([]limits.Rate{}, g.requests...), g.tokens...) {
-		if r.Limit == 0 {
-			s.metrics.refused.WithLabelValues("rate_limit").Inc()
-			return rateLimited(w, time.Minute, fmt.Sprintf("Rate limit reached: %s is 0, so no requests are allowed. Ask an admin to raise it.", g.about[r.Name]))
+	for _, rates := range [][]limits.Rate{g.requests, g.tokens} {
+		for _, r := range rates {
+			if r.Limit == 0 {
+				s.metrics.refused.WithLabelValues("rate_limit").Inc()
+				return rateLimited(w, time.Minute, fmt.Sprintf("Rate limit reached: %s is 0, so no requests are allowed. Ask an admin to raise it.", g.about(r.Name)))
+			}
 		}
 	}
 	var est int64
@@ -165,12 +205,12 @@ func (s *Server) admit(ctx context.Context, w http.ResponseWriter, c *call, depl
 		if !g.decision.Allowed {
 			s.metrics.refused.WithLabelValues("rate_limit").Inc()
 			return rateLimited(w, g.decision.RetryAfter, fmt.Sprintf("Rate limit reached for %s. Retry after %s.",
-				g.about[g.decision.Denied], durationText(g.decision.RetryAfter)))
+				g.about(g.decision.Denied), durationText(g.decision.RetryAfter)))
 		}
 	}
 	if res.Full != "" {
 		s.metrics.refused.WithLabelValues("parallel").Inc()
-		return rateLimited(w, time.Second, fmt.Sprintf("Too many requests in flight: %s reached. Retry when one finishes.", g.about[res.Full]))
+		return rateLimited(w, time.Second, fmt.Sprintf("Too many requests in flight: %s reached. Retry when one finishes.", g.about(res.Full)))
 	}
 	if err != nil {
 		s.log.Error("check budget", "request_id", c.id, "err", err)
@@ -219,11 +259,12 @@ func budgetExceeded(g *governed, name string, spent, amount float64) *apiError {
 			max = b.Max
 		}
 	}
-	msg := fmt.Sprintf("Budget exceeded: %s has spent $%.4f (including requests in flight) of its max_budget of $%.4f", g.about[name], spent, max)
+	msg := fmt.Sprintf("Budget exceeded: %s has spent $%.4f (including requests in flight) of its max_budget of $%.4f", g.about(name), spent, max)
 	if spent < max {
 		msg += fmt.Sprintf(", and this request could cost up to $%.4f (set max_tokens lower to need less)", amount)
 	}
-	if at := g.resetAt[name]; at != nil {
+	if n := g.note(name); n != nil && n.resetAt != nil {
+		at := n.resetAt
 		msg += ". The budget resets at " + at.UTC().Format(time.RFC3339)
 	}
 	return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded", Message: msg + "."}

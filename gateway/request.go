@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 )
 
 // endpoint is one of the LLM API operations.
@@ -109,31 +110,86 @@ func checkRequired(fields map[string]json.RawMessage, name string) *apiError {
 // upstreamBody is the caller's body for one deployment: its upstream model
 // name, its default params where the caller set none, and a request for
 // the usage chunk when streaming, so that every call can be priced.
+//
+// The fields are written out as they came, in key order: they were
+// checked when the request was read, so re-encoding them (as json.Marshal
+// of the map would, validating and escaping every value again) is not
+// needed, and the caller's bytes reach the provider unchanged.
 func (req *llmRequest) upstreamBody(d *Deployment) ([]byte, error) {
-	out := make(map[string]json.RawMessage, len(req.fields)+2)
-	for k, v := range req.fields {
-		out[k] = v
-	}
+	var defaults map[string]json.RawMessage
 	if len(d.Params) > 0 {
-		var defaults map[string]json.RawMessage
-		if err := json.Unmarshal(d.Params, &defaults); err == nil {
-			for k, v := range defaults {
-				if _, set := out[k]; !set {
-					out[k] = v
-				}
-			}
+		json.Unmarshal(d.Params, &defaults) // checked when the model was saved
+	}
+	model, err := json.Marshal(d.UpstreamModel)
+	if err != nil {
+		return nil, err
+	}
+	set := func(k string) json.RawMessage {
+		switch {
+		case k == "model":
+			return model
+		case k == "stream_options" && req.stream:
+			return withIncludeUsage(req.fields[k])
+		}
+		if v, ok := req.fields[k]; ok {
+			return v
+		}
+		return defaults[k]
+	}
+	keys := make([]string, 0, len(req.fields)+len(defaults)+2)
+	for k := range req.fields {
+		keys = append(keys, k)
+	}
+	for k := range defaults {
+		if _, ok := req.fields[k]; !ok {
+			keys = append(keys, k)
 		}
 	}
-	model, _ := json.Marshal(d.UpstreamModel)
-	out["model"] = model
-	if req.stream {
-		opts := map[string]json.RawMessage{}
-		if raw, ok := out["stream_options"]; ok {
-			json.Unmarshal(raw, &opts)
-		}
-		opts["include_usage"] = json.RawMessage("true")
-		b, _ := json.Marshal(opts)
-		out["stream_options"] = b
+	if _, ok := req.fields["model"]; !ok {
+		keys = append(keys, "model")
 	}
-	return json.Marshal(out)
+	if _, ok := req.fields["stream_options"]; !ok && req.stream {
+		keys = append(keys, "stream_options")
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	buf := make([]byte, 0, req.size+len(d.Params)+len(model)+32)
+	buf = append(buf, '{')
+	for i, k := range keys {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendJSONString(buf, k)
+		buf = append(buf, ':')
+		buf = append(buf, set(k)...)
+	}
+	return append(buf, '}'), nil
+}
+
+// withIncludeUsage is the caller's stream_options asking for the usage chunk.
+func withIncludeUsage(raw json.RawMessage) json.RawMessage {
+	var opts map[string]json.RawMessage
+	json.Unmarshal(raw, &opts) // an object or null, checked when the request was read
+	if opts == nil {
+		opts = map[string]json.RawMessage{}
+	}
+	if string(opts["include_usage"]) == "true" {
+		return raw
+	}
+	opts["include_usage"] = json.RawMessage("true")
+	b, _ := json.Marshal(opts)
+	return b
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			b, _ := json.Marshal(s)
+			return append(buf, b...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
 }

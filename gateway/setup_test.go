@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +46,10 @@ type env struct {
 	captured []*http.Request   // requests the provider received
 	bodies   [][]byte          // their bodies
 	hooks    map[string]string // mock-llm test hooks added to upstream requests
+
+	// Handlers still running. A whole answer reaches the caller before its
+	// handler settles and logs it, so reading spend logs waits for them.
+	active atomic.Int64
 }
 
 type envOptions struct {
@@ -120,7 +125,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 	srv := gateway.New(e.st, storetest.Redis(t), e.cache, e.spend, gateway.Options{MaxBodyBytes: o.maxBodyBytes, UpstreamTimeout: o.timeout,
 		Limits: o.limits, Retry: retry, DefaultFallbacks: o.fallbacks}, log)
 	go srv.Run(runCtx)
-	e.gw = httptest.NewServer(srv.Handler())
+	h := srv.Handler()
+	e.gw = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.active.Add(1)
+		defer e.active.Add(-1)
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(func() {
 		e.gw.Close()
 		cancel()
@@ -190,6 +200,11 @@ func readErr(t testing.TB, resp *http.Response) apiErr {
 // spendLogs flushes the writer and returns every spend log, newest first.
 func (e *env) spendLogs() []store.SpendLog {
 	e.t.Helper()
+	// Requests the test holds open (a stream it reads slowly) would wait
+	// forever: after a while, read what there is.
+	for deadline := time.Now().Add(3 * time.Second); e.active.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if err := e.spend.Flush(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}

@@ -77,20 +77,11 @@ end
 
 -- budgets, as reserveScript
 local b = nr + ns
-local missing = {-1}
-for i = 1, nb do
-  if redis.call('HEXISTS', KEYS[b + 2*i-1], 'spent') == 0 then missing[#missing + 1] = i end
-end
-if #missing > 1 then return missing end
-for i = 1, nb do
-  local h, z = KEYS[b + 2*i-1], KEYS[b + 2*i]
-  sweep(h, z, nowms)
-  local u = used(h, id)
-  local max = tonumber(ARGV[a + ns + i])
-  if max <= 0 or u + amount > max then
-    out[1], out[2], out[3] = 3, i, u
-    return out
-  end
+local refused, st = admit(b, nb, a + ns, id, nowms, amount)
+if refused then
+  if refused[1] == -1 then return refused end
+  out[1], out[2], out[3] = 3, refused[2], refused[3]
+  return out
 end
 
 -- everything passed: take it all
@@ -104,9 +95,7 @@ for i = 1, ns do
   redis.call('ZADD', KEYS[nr + i], nowms + ttl, id)
   redis.call('PEXPIRE', KEYS[nr + i], ttl)
 end
-for i = 1, nb do
-  hold(KEYS[b + 2*i-1], KEYS[b + 2*i], id, amount, nowms + ttl, ARGV[8])
-end
+hold(b, nb, id, amount, st, nowms + ttl, ARGV[8])
 return out
 `)
 
