@@ -9,11 +9,12 @@ import (
 )
 
 // pipeliner sends the scripts of concurrent requests to Redis together.
-// A call finding nothing on the wire sends itself at once, so a lone
-// request waits no longer than before. Calls arriving while a pipeline is
-// on the wire queue up, and when it returns the first of them sends them
-// all in one write. Under load this turns many round trips, each costing
-// a write, a read and a wake-up on both sides, into one.
+// While fewer than maxPipelines are on the wire a call sends itself at
+// once, so at a light load a request waits no longer than with a plain
+// call. Past that, calls queue up, and when a pipeline returns the first
+// of them sends them all in one write. Under load this turns many round
+// trips, each costing a write, a read and a wake-up on both sides, into
+// one.
 //
 // There is no goroutine of its own: the caller at the head of the queue
 // does the sending, and waiters are woken with their answers.
@@ -21,9 +22,15 @@ type pipeliner struct {
 	rdb *redis.Client
 
 	mu    sync.Mutex
-	busy  bool          // a pipeline is on the wire
+	busy  int           // pipelines on the wire
 	queue []*scriptCall // waiting for the next one
 }
+
+// maxPipelines bounds the pipelines on the wire at once. One would batch
+// the most, but a call arriving just after it left would wait for its
+// return and then a round trip of its own; a few let light traffic through
+// untouched while heavy traffic still queues into batches.
+const maxPipelines = 4
 
 // scriptCall is one script run and, once wake is signalled, its answer.
 type scriptCall struct {
@@ -42,8 +49,8 @@ type scriptCall struct {
 func (p *pipeliner) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
 	c := &scriptCall{script: script, keys: keys, args: args}
 	p.mu.Lock()
-	if !p.busy {
-		p.busy = true
+	if p.busy < maxPipelines {
+		p.busy++
 		p.mu.Unlock()
 		p.send(ctx, []*scriptCall{c})
 		return c.cmd
@@ -92,7 +99,9 @@ func (p *pipeliner) send(ctx context.Context, batch []*scriptCall) {
 	p.mu.Lock()
 	next := p.queue
 	p.queue = nil
-	p.busy = len(next) > 0 && !unreachable
+	if len(next) == 0 || unreachable {
+		p.busy-- // else the first of next takes this pipeline's place
+	}
 	p.mu.Unlock()
 	for _, c := range batch {
 		if c.wake != nil && c != batch[0] {

@@ -64,13 +64,13 @@ func TestPipelinerBatches(t *testing.T) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.busy || len(p.queue) > 0 {
+	if p.busy != 0 || len(p.queue) > 0 {
 		t.Errorf("after the calls: busy %v, %d queued; want idle", p.busy, len(p.queue))
 	}
 }
 
-// When Redis does not answer, the calls queued behind the one on the wire
-// fail with its error instead of being sent again and waiting out a
+// When Redis does not answer, the calls queued behind those on the wire
+// fail with their error instead of being sent again and waiting out a
 // timeout of their own.
 func TestPipelinerUnreachable(t *testing.T) {
 	t.Parallel()
@@ -107,18 +107,20 @@ func TestPipelinerUnreachable(t *testing.T) {
 	p := &pipeliner{rdb: rdb}
 	script := redis.NewScript("return 1")
 
-	first := make(chan struct{})
-	go func() {
-		defer close(first)
-		if err := p.run(t.Context(), script, nil).Err(); err == nil {
-			t.Error("the first call succeeded against a Redis that never answers")
-		}
-	}()
-	for { // the first call is on the wire
+	// Fill the wire, then queue more behind it.
+	var first sync.WaitGroup
+	for range maxPipelines {
+		first.Go(func() {
+			if err := p.run(t.Context(), script, nil).Err(); err == nil {
+				t.Error("a call succeeded against a Redis that never answers")
+			}
+		})
+	}
+	for {
 		p.mu.Lock()
 		busy := p.busy
 		p.mu.Unlock()
-		if busy {
+		if busy == maxPipelines {
 			break
 		}
 		time.Sleep(time.Millisecond)
@@ -132,8 +134,13 @@ func TestPipelinerUnreachable(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	<-first
-	if n := hook.n.Load(); n != 1 {
-		t.Errorf("%d pipelines sent, want 1: the queued calls should fail with the first one's error", n)
+	first.Wait()
+	if n := hook.n.Load(); n != maxPipelines {
+		t.Errorf("%d pipelines sent, want %d: the queued calls should fail with the first ones' error", n, maxPipelines)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.busy != 0 || len(p.queue) > 0 {
+		t.Errorf("after the failures: %d on the wire, %d queued; want none", p.busy, len(p.queue))
 	}
 }
