@@ -31,6 +31,16 @@ type governed struct {
 	reserved bool          // budget reserved
 	amount   float64       // how much is reserved
 	decision limits.Decision
+
+	// Room for a typical request's limits, so that planning one is a
+	// single allocation rather than a slice growing per limit.
+	buf struct {
+		notes    [12]note
+		requests [4]limits.Rate
+		tokens   [4]limits.Rate
+		slots    [2]limits.Slot
+		budgets  [4]limits.Budget
+	}
 }
 
 // defaultMaxOutput is the answer size reserved for when neither the caller
@@ -41,6 +51,8 @@ const defaultMaxOutput = 4096
 // words that explain a refusal are put together only when one happens.
 func (s *Server) plan(c *call) *governed {
 	g := &governed{}
+	g.notes, g.requests, g.tokens = g.buf.notes[:0], g.buf.requests[:0], g.buf.tokens[:0]
+	g.slots, g.budgets = g.buf.slots[:0], g.buf.budgets[:0]
 	k := c.key
 	key := whose{subject: "key", who: keyLabel(k)}
 	kl := k.Limits(s.cache.Profile(k.BudgetID))

@@ -36,13 +36,17 @@ func (s *Store) InsertSpendLogs(ctx context.Context, logs []SpendLog) (int, erro
 }
 
 func (s *Store) insertSpendLogs(ctx context.Context, logs []SpendLog) (int, error) {
+	n := len(logs)
 	var (
-		requestIDs, models, providers, endpoints, statuses, errs []string
-		keyIDs, teamIDs, userIDs, deploymentIDs, guardrails      []sql.NullString
-		createdAt                                                []time.Time
-		inTok, outTok, latency, codes                            []int64
-		costs                                                    []float64
-		cacheHits                                                []bool
+		requestIDs, models, providers = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		endpoints, statuses, errs     = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		keyIDs, teamIDs, userIDs      = make([]sql.NullString, 0, n), make([]sql.NullString, 0, n), make([]sql.NullString, 0, n)
+		deploymentIDs, guardrails     = make([]sql.NullString, 0, n), make([]sql.NullString, 0, n)
+		createdAt                     = make([]time.Time, 0, n)
+		inTok, outTok                 = make([]int64, 0, n), make([]int64, 0, n)
+		latency, codes                = make([]int64, 0, n), make([]int64, 0, n)
+		costs                         = make([]float64, 0, n)
+		cacheHits                     = make([]bool, 0, n)
 	)
 	for _, l := range logs {
 		requestIDs = append(requestIDs, l.RequestID)
