@@ -28,7 +28,7 @@ func (e *encoding) countPiece(piece string) int {
 	if len(piece) == 1 {
 		return 1
 	}
-	if _, ok := e.ranks[piece]; ok {
+	if _, ok := e.vocab.lookup(piece); ok {
 		return 1
 	}
 	if len(piece) <= smallPiece {
@@ -42,7 +42,7 @@ func (e *encoding) rank(b string) int {
 	if len(b) > e.maxTokenLen {
 		return math.MaxInt
 	}
-	if r, ok := e.ranks[b]; ok {
+	if r, ok := e.vocab.lookup(b); ok {
 		return r
 	}
 	return math.MaxInt

@@ -16,7 +16,7 @@ type encoding struct {
 	split func(s string, i int) int // end of the piece that starts at i
 
 	once        sync.Once
-	ranks       map[string]int
+	vocab       *vocab
 	maxTokenLen int
 	err         error
 }
@@ -38,7 +38,7 @@ func (e *encoding) load() error {
 		for token := range ranks {
 			e.maxTokenLen = max(e.maxTokenLen, len(token))
 		}
-		e.ranks = ranks
+		e.vocab = newVocab(ranks)
 	})
 	return e.err
 }
