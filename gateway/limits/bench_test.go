@@ -25,10 +25,21 @@ func BenchmarkAllow(b *testing.B) {
 
 // BenchmarkReserveSettle is one request's budget work against a key and a team budget.
 func BenchmarkReserveSettle(b *testing.B) {
+	benchReserveSettle(b, []limits.Budget{{Name: "key:k1:1", Max: 1e6}, {Name: "team:t1:1", Max: 1e6}}, 0)
+}
+
+// benchReserveSettle reserves and settles on budgets, one request at a
+// time, with inFlight other requests holding reservations meanwhile.
+func benchReserveSettle(b *testing.B, budgets []limits.Budget, inFlight int) {
 	ctx := context.Background()
 	rdb := storetest.Redis(b)
 	g := limits.New(rdb, limits.Options{Prefix: newPrefix(b, rdb)})
-	budgets := []limits.Budget{{Name: "key:k1:1", Max: 1e6}, {Name: "team:t1:1", Max: 1e6}}
+	for i := range inFlight {
+		if ok, _, _, err := g.Reserve(ctx, budgets, "held-"+strconv.Itoa(i), 0.01); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		i++
@@ -60,44 +71,14 @@ func BenchmarkAllowKeyTeamUser(b *testing.B) {
 // work: reserve the worst case on the key's, team's and user's budgets,
 // then settle the actual cost.
 func BenchmarkReserveSettleKeyTeamUser(b *testing.B) {
-	ctx := context.Background()
-	rdb := storetest.Redis(b)
-	g := limits.New(rdb, limits.Options{Prefix: newPrefix(b, rdb)})
-	budgets := []limits.Budget{{Name: "key:k1:1", Max: 1e6}, {Name: "team:t1:1", Max: 1e6}, {Name: "user:u1:1", Max: 1e6}}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		i++
-		id := strconv.Itoa(i)
-		if ok, _, _, err := g.Reserve(ctx, budgets, id, 0.01); !ok || err != nil {
-			b.Fatal(ok, err)
-		}
-		g.Settle(ctx, budgets, id, 0.005)
-	}
+	benchReserveSettle(b, []limits.Budget{{Name: "key:k1:1", Max: 1e6}, {Name: "team:t1:1", Max: 1e6}, {Name: "user:u1:1", Max: 1e6}}, 0)
 }
 
 // BenchmarkReserveSettleInFlight is BenchmarkReserveSettle with 1,000 other
 // requests holding reservations on the same budgets, as with 1,000 streams
 // in flight: a check must not cost more because others are running.
 func BenchmarkReserveSettleInFlight(b *testing.B) {
-	ctx := context.Background()
-	rdb := storetest.Redis(b)
-	g := limits.New(rdb, limits.Options{Prefix: newPrefix(b, rdb)})
-	budgets := []limits.Budget{{Name: "key:k1:1", Max: 1e6}, {Name: "team:t1:1", Max: 1e6}}
-	for i := range 1000 {
-		if ok, _, _, err := g.Reserve(ctx, budgets, "held-"+strconv.Itoa(i), 0.01); !ok || err != nil {
-			b.Fatal(ok, err)
-		}
-	}
-	i := 0
-	for b.Loop() {
-		i++
-		id := strconv.Itoa(i)
-		if ok, _, _, err := g.Reserve(ctx, budgets, id, 0.01); !ok || err != nil {
-			b.Fatal(ok, err)
-		}
-		g.Settle(ctx, budgets, id, 0.005)
-	}
+	benchReserveSettle(b, []limits.Budget{{Name: "key:k1:1", Max: 1e6}, {Name: "team:t1:1", Max: 1e6}}, 1000)
 }
 
 // BenchmarkGovernKeyTeamUser is all of one fully governed request's limit
