@@ -44,7 +44,8 @@ func (s *stack) chatWith(key, model string) (int, string) {
 		}
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusNotFound || time.Now().After(deadline) {
+		// 401 and 404: the gateway has not yet seen the new key or model.
+		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusUnauthorized || time.Now().After(deadline) {
 			return resp.StatusCode, string(raw)
 		}
 		time.Sleep(50 * time.Millisecond)
