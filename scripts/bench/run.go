@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -118,7 +117,6 @@ type bench struct {
 	redisPID int
 	rep      *report
 
-	mu             sync.Mutex
 	gatewayAnswers int
 }
 
@@ -281,7 +279,7 @@ func (b *bench) checkGateway(ctx context.Context, u *upstream) error {
 			bufio.NewReader(resp.Body).WriteTo(&body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				b.countGateway(1)
+				b.gatewayAnswers++
 				return nil
 			}
 			err = fmt.Errorf("HTTP %d: %.300s", resp.StatusCode, body.String())
@@ -291,12 +289,6 @@ func (b *bench) checkGateway(ctx context.Context, u *upstream) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func (b *bench) countGateway(n int) {
-	b.mu.Lock()
-	b.gatewayAnswers += n
-	b.mu.Unlock()
 }
 
 // measureAll measures the three paths to u one after the other, so that
@@ -327,7 +319,7 @@ func (b *bench) measure(ctx context.Context, u *upstream, t target, stream bool,
 	if b.o.warmup > 0 {
 		w := attack(ctx, lc, tg, expect, conc, b.o.warmup, false)
 		if t.path == pathGateway {
-			b.countGateway(len(w.ok) + w.errors)
+			b.gatewayAnswers += len(w.ok) + w.errors
 		}
 		if len(w.ok) == 0 && ctx.Err() == nil {
 			return c, fmt.Errorf("%s: no request succeeded in the warm-up: %s", what, w.firstErr)
@@ -357,7 +349,7 @@ func (b *bench) measure(ctx context.Context, u *upstream, t target, stream bool,
 	cpu1, _ := cpuTime(pid)
 	redis1, _ := cpuTime(b.redisPID)
 	if t.path == pathGateway {
-		b.countGateway(len(out.ok) + out.errors)
+		b.gatewayAnswers += len(out.ok) + out.errors
 	}
 	if err := ctx.Err(); err != nil {
 		return c, err
@@ -381,7 +373,7 @@ func (b *bench) measure(ctx context.Context, u *upstream, t target, stream bool,
 	if t.path == pathGateway && b.redisPID != 0 && done > 0 {
 		c.RedisCPUPer1k = ms(redis1-redis0) * 1000 / float64(done)
 	}
-	c.Goroutines = peak.max()
+	c.Goroutines = peak.peak
 	if t.path == pathGateway {
 		c.RedisLost = countLines(b.gw.log, redisLost) - lost0
 	}
@@ -428,9 +420,9 @@ func countLines(path, s string) int {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// goroutinePeak samples the gateway's go_goroutines while a cell runs.
+// goroutinePeak samples the gateway's go_goroutines while a cell runs;
+// read peak after stop has returned.
 type goroutinePeak struct {
-	mu   sync.Mutex
 	peak int
 }
 
@@ -448,19 +440,11 @@ func (g *goroutinePeak) sample(ctx context.Context, gatewayURL string, every tim
 			case <-t.C:
 			}
 			if m, err := scrape(ctx, gatewayURL); err == nil {
-				g.mu.Lock()
 				g.peak = max(g.peak, int(m["go_goroutines"]))
-				g.mu.Unlock()
 			}
 		}
 	}()
 	return func() { cancel(); <-done }
-}
-
-func (g *goroutinePeak) max() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.peak
 }
 
 // scrape reads the gateway's unlabelled Prometheus series.
@@ -517,7 +501,6 @@ func (b *bench) soak(ctx context.Context, u *upstream) (*soakResult, error) {
 	r.IdleBefore = b.idleGoroutines(ctx)
 
 	every := max(b.o.soak/60, 5*time.Second)
-	var mu sync.Mutex
 	ctx2, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	start := time.Now()
@@ -538,15 +521,13 @@ func (b *bench) soak(ctx context.Context, u *upstream) (*soakResult, error) {
 			if m, err := scrape(ctx2, b.gw.url); err == nil {
 				s.HeapMB, s.Goroutines = m["go_memstats_heap_inuse_bytes"]/(1<<20), int(m["go_goroutines"])
 			}
-			mu.Lock()
-			r.Samples = append(r.Samples, s)
-			mu.Unlock()
+			r.Samples = append(r.Samples, s) // read only after <-done
 		}
 	}()
 	out := attack(ctx, lc, tg, expectEither, conc, b.o.soak, false)
 	cancel()
 	<-done
-	b.countGateway(len(out.ok) + out.errors)
+	b.gatewayAnswers += len(out.ok) + out.errors
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -209,10 +209,9 @@ func startGateway(ctx context.Context, cs *children, o options, sinkURL, spoolDi
 // meterSink is the billing system: it takes the gateway's webhook batches
 // and counts the distinct events.
 type meterSink struct {
-	srv     *httptest.Server
-	mu      sync.Mutex
-	events  map[string]struct{}
-	batches int
+	srv    *httptest.Server
+	mu     sync.Mutex
+	events map[string]struct{}
 }
 
 func newMeterSink() *meterSink {
@@ -228,7 +227,6 @@ func newMeterSink() *meterSink {
 			return
 		}
 		s.mu.Lock()
-		s.batches++
 		for _, e := range body.Events {
 			s.events[e.ID] = struct{}{}
 		}
