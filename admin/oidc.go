@@ -163,26 +163,26 @@ var (
 // identity reads who a verified token vouches for and maps their groups.
 // mapGroups is false for API tokens without the groups claim: they leave
 // the user's role and teams as they are.
-func (o *oidcAuth) identity(tok *oidc.IDToken, signIn bool) (store.SSOSignIn, []string, error) {
+func (o *oidcAuth) identity(tok *oidc.IDToken, signIn bool) (store.SSOSignIn, error) {
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
-		return store.SSOSignIn{}, nil, fmt.Errorf("read claims: %w", err)
+		return store.SSOSignIn{}, fmt.Errorf("read claims: %w", err)
 	}
 	in := store.SSOSignIn{Issuer: o.cfg.Issuer, Subject: tok.Subject, SignIn: signIn, DefaultTeam: o.cfg.DefaultTeam}
 	in.Email, _ = claims["email"].(string)
 	in.Name, _ = claims["name"].(string)
 	if in.Email == "" {
-		return in, nil, errNoEmail
+		return in, errNoEmail
 	}
 	if v, ok := claims["email_verified"]; ok && v != true && v != "true" {
-		return in, nil, errEmailUnverified
+		return in, errEmailUnverified
 	}
 	groups, found := groupsClaim(claims, o.cfg.GroupsClaim)
 	in.Groups = signIn || found
 	if in.Groups {
 		in.Role, in.Teams = o.mapGroups(groups, in.Email)
 	}
-	return in, groups, nil
+	return in, nil
 }
 
 // groupsClaim reads a claim of group names: an array of strings or one
@@ -266,7 +266,7 @@ func (s *Server) oidcPrincipal(ctx context.Context, raw string) (*principal, err
 	if err != nil {
 		return nil, err
 	}
-	in, _, err := s.oidc.identity(tok, false)
+	in, err := s.oidc.identity(tok, false)
 	var u *store.User
 	switch {
 	case errors.Is(err, errNoEmail):
@@ -388,7 +388,7 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		s.oidcFailed(w, r, http.StatusUnauthorized, "The ID token does not belong to this sign-in (nonce mismatch). Start again.", "bad_nonce", "")
 		return
 	}
-	in, _, err := s.oidc.identity(tok, true)
+	in, err := s.oidc.identity(tok, true)
 	switch {
 	case errors.Is(err, errNoEmail), errors.Is(err, errEmailUnverified):
 		s.oidcFailed(w, r, http.StatusForbidden, "Tollgate needs a verified email address from the identity provider: "+err.Error()+".", "no_email", "")

@@ -248,10 +248,11 @@ func (p budgetProfiles) name(id *string) string {
 	return ""
 }
 
-// adminOnly refuses anyone but an admin; it reports whether to go on.
-func adminOnly(w http.ResponseWriter, r *http.Request) bool {
+// adminOnly refuses anyone but an admin, saying only admins change what;
+// it reports whether to go on.
+func adminOnly(w http.ResponseWriter, r *http.Request, what string) bool {
 	if principalFrom(r.Context()).Role != store.RoleAdmin {
-		http.Error(w, "Only admins change budgets and limits.", http.StatusForbidden)
+		http.Error(w, "Only admins change "+what+".", http.StatusForbidden)
 		return false
 	}
 	return true
@@ -418,7 +419,7 @@ func (s *Server) createProfileForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) editProfileDialog(w http.ResponseWriter, r *http.Request) {
-	if !adminOnly(w, r) {
+	if !adminOnly(w, r, "budgets and limits") {
 		return
 	}
 	b, err := s.st.GetBudget(r.Context(), pathID(r))

@@ -179,7 +179,7 @@ func (s *Server) createTeamForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) editTeamDialog(w http.ResponseWriter, r *http.Request) {
-	if !adminOnly(w, r) {
+	if !adminOnly(w, r, "teams") {
 		return
 	}
 	t, err := s.st.GetTeam(r.Context(), pathID(r))
@@ -569,7 +569,7 @@ func modelLimits(m *store.ModelSpec) string {
 }
 
 func (s *Server) editModelDialog(w http.ResponseWriter, r *http.Request) {
-	if !adminOnly(w, r) {
+	if !adminOnly(w, r, "models") {
 		return
 	}
 	m, err := s.st.GetModel(r.Context(), pathID(r))
@@ -695,7 +695,7 @@ func (s *Server) createUserForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) editUserDialog(w http.ResponseWriter, r *http.Request) {
-	if !adminOnly(w, r) {
+	if !adminOnly(w, r, "users") {
 		return
 	}
 	u, err := s.st.GetUser(r.Context(), pathID(r))

@@ -401,7 +401,7 @@ func (s *Server) guardrailFormDone(w http.ResponseWriter, r *http.Request, f vie
 }
 
 func (s *Server) editGuardrailDialog(w http.ResponseWriter, r *http.Request) {
-	if !adminOnlyFor(w, r, "guardrails") {
+	if !adminOnly(w, r, "guardrails") {
 		return
 	}
 	g, err := s.st.GetGuardrail(r.Context(), pathID(r))

@@ -364,7 +364,7 @@ func applyKeyLimits(f views.KeyForm, spec *store.KeySpec) error {
 // editKeyDialog opens the key's edit dialog; only admins change a key's
 // budget and limits.
 func (s *Server) editKeyDialog(w http.ResponseWriter, r *http.Request) {
-	if !adminOnly(w, r) {
+	if !adminOnly(w, r, "keys") {
 		return
 	}
 	k, err := s.st.GetKey(r.Context(), pathID(r))
@@ -384,7 +384,7 @@ func (s *Server) editKeyDialog(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) updateKeyForm(w http.ResponseWriter, r *http.Request) {
-	if !adminOnly(w, r) {
+	if !adminOnly(w, r, "keys") {
 		return
 	}
 	f := keyFormFrom(r)

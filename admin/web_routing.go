@@ -135,7 +135,11 @@ func (rt *routing) groupRows() []views.GroupRow {
 	for _, g := range rt.groups {
 		row := views.GroupRow{Model: g.ModelName, Strategy: g.Strategy, StrategyHelp: strategyHelp[g.Strategy], Deployments: rt.deploymentsText(g.ModelName)}
 		for _, f := range g.Fallbacks {
-			row.Fallbacks = append(row.Fallbacks, views.FallbackLink{Name: f, Missing: len(rt.deployments[f]) == 0})
+			model := f
+			if m, alias := rt.aliasOf(f); alias {
+				model = m
+			}
+			row.Fallbacks = append(row.Fallbacks, views.FallbackLink{Name: f, Missing: len(rt.deployments[model]) == 0})
 		}
 		rows = append(rows, row)
 	}
@@ -237,18 +241,8 @@ func (s *Server) saveGroupForm(w http.ResponseWriter, r *http.Request, f views.G
 		}, "Routing of "+f.Model+" saved")
 }
 
-// adminOnlyFor answers 403 to finance users opening an edit dialog of
-// what; it reports whether to go on.
-func adminOnlyFor(w http.ResponseWriter, r *http.Request, what string) bool {
-	if principalFrom(r.Context()).Role != store.RoleAdmin {
-		http.Error(w, "Only admins change "+what+".", http.StatusForbidden)
-		return false
-	}
-	return true
-}
-
 func (s *Server) editGroupDialog(w http.ResponseWriter, r *http.Request) {
-	if !adminOnlyFor(w, r, "routing") {
+	if !adminOnly(w, r, "routing") {
 		return
 	}
 	rt, err := s.loadRouting(r.Context())

@@ -188,8 +188,13 @@ func TestDashboardRoutingAliases(t *testing.T) {
 	}
 	_, body = b.send("POST", "/routing/aliases", url.Values{"alias": {"smarter"}, "model_name": {"smart"}}, true)
 	htmlHas(t, "alias form", body, "smart is itself an alias of gpt-4o; choose the model name")
-	_, body = b.send("POST", "/routing/groups", url.Values{"model_name": {"claude"}, "strategy": {"weighted"}, "fallbacks": {"smart"}}, true)
-	htmlHas(t, "group form", body, "smart")
+	resp, body = b.send("POST", "/routing/groups", url.Values{"model_name": {"claude"}, "strategy": {"weighted"}, "fallbacks": {"smart"}}, true)
+	htmlHas(t, "group with an alias fallback saved", resp.Header.Get("HX-Trigger"), "Routing of claude saved")
+	// The alias's model has deployments: the fallback is not flagged as skipped.
+	htmlHas(t, "group with an alias fallback saved", body, `id="groups-list" hx-swap-oob="true"`, "<span>smart</span>")
+	if strings.Contains(body, `title="No deployment serves this model: it is skipped.">smart`) {
+		t.Error("a fallback naming an alias of a served model is flagged as unserved")
+	}
 	groups, err := e.st.AllModelGroups(context.Background())
 	if err != nil || len(groups) != 1 || groups[0].ModelName != "claude" || len(groups[0].Fallbacks) != 1 || groups[0].Fallbacks[0] != "smart" {
 		t.Fatalf("a fallback naming an alias: groups %+v %v", groups, err)

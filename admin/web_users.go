@@ -17,7 +17,7 @@ func (s *Server) userAccessPages(r *mux.Router) {
 
 func (s *Server) blockUserForm(blocked bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !adminOnly(w, r) {
+		if !adminOnly(w, r, "users") {
 			return
 		}
 		u, err := s.setBlocked(r, blocked)
