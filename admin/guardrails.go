@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"regexp"
 
@@ -56,10 +55,6 @@ func checkGuardrail(spec *store.GuardrailSpec) error {
 	_, err := guardrails.Compile(store.Guardrail{GuardrailSpec: *spec})
 	if err == nil {
 		return nil
-	}
-	var verr *store.ValidationError
-	if errors.As(err, &verr) {
-		return err
 	}
 	field := "config"
 	if m := compileField.FindStringSubmatch(err.Error()); m != nil {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"tollgate/gateway/guardrails"
 
 	"github.com/a-h/templ"
 	"github.com/gorilla/mux"
@@ -41,10 +42,6 @@ var (
 		store.ActionLog:   "record the hit only",
 	}
 )
-
-// piiEntities are the entities the pii type finds (gateway/guardrails,
-// docs/guardrails.md), offered as checkboxes; Compile refuses any other.
-var piiEntities = []string{"email", "phone", "credit_card", "iban", "us_ssn", "ip_address"}
 
 func (s *Server) guardrailPages(r *mux.Router) {
 	r.HandleFunc("/guardrails", s.guardrailsPage).Methods(http.MethodGet)
@@ -90,7 +87,7 @@ func (s *Server) loadGuardrails(ctx context.Context) (*guardrailData, error) {
 }
 
 func (d *guardrailData) choices() views.GuardrailChoices {
-	c := views.GuardrailChoices{Entities: piiEntities}
+	c := views.GuardrailChoices{Entities: guardrails.PIIEntities} // offered as checkboxes
 	for _, t := range store.GuardrailTypes {
 		c.Types = append(c.Types, views.Option{Value: t, Label: guardrailTypeHelp[t]})
 	}

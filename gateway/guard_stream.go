@@ -113,7 +113,9 @@ func (g *guardedStream) event(event []byte) error {
 				fields = map[string]json.RawMessage{}
 			}
 			fields[field] = jsonString(out)
-			g.setContentField(ch, field, fields)
+			if g.c.ep == endpointChat { // completions carry the text in the choice itself
+				ch["delta"], _ = marshalJSON(fields)
+			}
 			changed = true
 		}
 		if stop {
@@ -146,12 +148,6 @@ func (g *guardedStream) contentField(ch map[string]json.RawMessage) (string, map
 		return "content", nil
 	}
 	return "content", delta
-}
-
-func (g *guardedStream) setContentField(ch map[string]json.RawMessage, field string, fields map[string]json.RawMessage) {
-	if g.c.ep == endpointChat {
-		ch["delta"], _ = marshalJSON(fields)
-	}
 }
 
 func finishing(ch map[string]json.RawMessage) bool {

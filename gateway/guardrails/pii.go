@@ -7,27 +7,27 @@ import (
 	"strings"
 )
 
-// Personal data the pii type finds. Each finder validates what it matches
+// PIIEntities is the personal data the pii type finds. Each finder validates what it matches
 // (Luhn for cards, mod-97 for IBANs, the SSA's rules for SSNs, net/netip for
 // addresses) so that numbers which merely look alike are left alone.
-var piiEntities = []string{"email", "phone", "credit_card", "iban", "us_ssn", "ip_address"}
+var PIIEntities = []string{"email", "phone", "credit_card", "iban", "us_ssn", "ip_address"}
 
 func (r *Rule) compilePII(config []byte) error {
 	var c struct {
 		Entities []string `json:"entities"`
 	}
-	if err := decodeConfig(config, &c, `"entities" (a list of `+strings.Join(piiEntities, ", ")+`; empty for all)`); err != nil {
+	if err := decodeConfig(config, &c, `"entities" (a list of `+strings.Join(PIIEntities, ", ")+`; empty for all)`); err != nil {
 		return err
 	}
 	on := map[string]bool{}
 	for _, e := range c.Entities {
-		if !slices.Contains(piiEntities, e) {
-			return fmt.Errorf("config.entities: unknown entity %q; choose from %s", e, strings.Join(piiEntities, ", "))
+		if !slices.Contains(PIIEntities, e) {
+			return fmt.Errorf("config.entities: unknown entity %q; choose from %s", e, strings.Join(PIIEntities, ", "))
 		}
 		on[e] = true
 	}
 	if len(on) == 0 {
-		for _, e := range piiEntities {
+		for _, e := range PIIEntities {
 			on[e] = true
 		}
 	}
