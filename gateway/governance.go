@@ -107,20 +107,18 @@ type note struct {
 
 // about is how the caller is told about a limit: `key "ci" rpm_limit`.
 func (g *governed) about(name string) string {
-	for _, n := range g.notes {
-		if n.name != name {
-			continue
-		}
-		if n.whose.subject == "" {
-			return "the gateway's global budget"
-		}
-		s := fmt.Sprintf("%s %q", n.whose.subject, n.whose.who)
-		if n.field != "" {
-			s += " " + n.field
-		}
-		return s
+	n := g.note(name)
+	switch {
+	case n == nil:
+		return name
+	case n.whose.subject == "":
+		return "the gateway's global budget"
 	}
-	return name
+	s := fmt.Sprintf("%s %q", n.whose.subject, n.whose.who)
+	if n.field != "" {
+		s += " " + n.field
+	}
+	return s
 }
 
 func (g *governed) note(name string) *note {

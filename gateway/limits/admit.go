@@ -63,7 +63,7 @@ for i = 1, nr do
   tats[key], news[i] = new_tat, new_tat
 end
 
--- slots, as acquireScript
+-- slots: a request already holding a place keeps it
 local nowms = t[1] * 1000 + math.floor(t[2] / 1000)
 local a = 8 + 2*nr
 for i = 1, ns do
@@ -75,7 +75,7 @@ for i = 1, ns do
   end
 end
 
--- budgets, as reserveScript
+-- budgets
 local b = nr + ns
 local refused, st = admit(b, nb, a + ns, id, nowms, amount)
 if refused then
@@ -104,7 +104,8 @@ return out
 // ARGV: nb, ns, na, request id, actual (nano-USD), counter TTL (ms),
 // window (s), delta, then each rate's limit.
 // Returns each budget's settled spend after, or -1 where its counter is
-// missing (as settleScript). The rates are corrected as redis_rate's
+// missing: nothing is added there, the caller seeds it and settles again
+// (dropping the reservation twice is harmless). The rates are corrected as redis_rate's
 // allowAtMost does for delta > 0, and for delta < 0 as giveBack does: an
 // allowN of -delta, deleting the key when that leaves the limit full
 // (which a missing key means), atomically here so no WATCH is needed.
@@ -307,7 +308,7 @@ func (g *Guard) Finish(ctx context.Context, s Settlement) {
 	if g.up.Load() {
 		res, err := g.finishRedis(ctx, s.Budgets, s.RequestID, n, slots, rates, s.Delta)
 		if !g.failed(ctx, err) {
-			g.reseed(ctx, s.Budgets, s.RequestID, n, res, make([]float64, len(s.Budgets)))
+			g.reseed(ctx, s.Budgets, s.RequestID, n, res, nil)
 			return
 		}
 	}

@@ -140,38 +140,8 @@ local function unhold(h, z, id)
 end
 `
 
-// reserveScript checks every budget, then reserves in all or none.
-// KEYS: hash and sorted set of each budget, in turn.
-// ARGV: request id, amount, SlotTTL (ms), counter TTL (ms), then each Max.
-// Returns {1} when reserved; {0, i, used} when budget i refuses, used being
-// its settled spend plus reservations; {-1, i, j...} when the counters of
-// budgets i, j... are missing and must be seeded first.
-var reserveScript = redis.NewScript(budgetLua + `
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local id, amount = ARGV[1], tonumber(ARGV[2])
-local n = #KEYS / 2
-local refused, st = admit(0, n, 4, id, now, amount)
-if refused then return refused end
-hold(0, n, id, amount, st, now + tonumber(ARGV[3]), ARGV[4])
-return {1}
-`)
-
-// settleScript drops a request's reservation and adds its actual cost.
-// KEYS: as for reserveScript. ARGV: request id, actual, counter TTL (ms).
-// Returns each budget's settled spend after, or -1 where the counter is
-// missing: nothing is added there, the caller seeds it and settles again
-// (dropping the reservation twice is harmless).
-var settleScript = redis.NewScript(budgetLua + `
-local out = {}
-for i = 1, #KEYS / 2 do
-  out[i] = settle(KEYS[2*i-1], KEYS[2*i], ARGV[1], ARGV[2], ARGV[3])
-end
-return out
-`)
-
 // releaseScript drops reservations without spending.
-// KEYS: as for reserveScript. ARGV: the request ids.
+// KEYS: each budget's hash and sorted set. ARGV: the request ids.
 var releaseScript = redis.NewScript(budgetLua + `
 for i = 1, #KEYS / 2 do
   for _, id in ipairs(ARGV) do unhold(KEYS[2*i-1], KEYS[2*i], id) end
@@ -191,42 +161,22 @@ func (g *Guard) Reserve(ctx context.Context, budgets []Budget, requestID string,
 	if len(budgets) == 0 {
 		return true, "", 0, nil
 	}
-	n := max(nanos(amount), 0)
 	if g.up.Load() {
-		ok, denied, spent, err = g.reserveRedis(ctx, budgets, requestID, n)
+		ok, denied, spent, err = g.reserveRedis(ctx, budgets, requestID, amount)
 		if err != errFallback {
 			return ok, denied, spent, err
 		}
 	}
-	return g.reserveLocal(ctx, budgets, requestID, n)
+	return g.reserveLocal(ctx, budgets, requestID, max(nanos(amount), 0))
 }
 
-func (g *Guard) reserveRedis(ctx context.Context, budgets []Budget, requestID string, amount int64) (bool, string, float64, error) {
-	keys := g.budgetKeys(budgets)
-	args := []any{requestID, amount, g.opts.SlotTTL.Milliseconds(), counterTTL.Milliseconds()}
-	for _, b := range budgets {
-		args = append(args, nanos(b.Max))
+// reserveRedis is admitScript with budgets only.
+func (g *Guard) reserveRedis(ctx context.Context, budgets []Budget, requestID string, amount float64) (bool, string, float64, error) {
+	r, ok, err := g.admitRedis(ctx, Admission{Budgets: budgets, RequestID: requestID, Amount: amount})
+	if !ok {
+		return false, "", 0, errFallback
 	}
-	// Each round seeds what was missing; a counter vanishing again right
-	// after being seeded would need an eviction or a flush in between.
-	for range 3 {
-		res, err := g.pipe.run(ctx, reserveScript, keys, args...).Int64Slice()
-		if g.failed(ctx, err) {
-			return false, "", 0, errFallback
-		}
-		switch res[0] {
-		case 1:
-			return true, "", 0, nil
-		case 0:
-			return false, budgets[res[1]-1].Name, dollars(res[2]), nil
-		}
-		for _, i := range res[1:] {
-			if err := g.seedCounter(ctx, budgets[i-1]); err != nil {
-				return false, budgets[i-1].Name, 0, err
-			}
-		}
-	}
-	return false, "", 0, fmt.Errorf("reserve budgets: counters missing again after seeding")
+	return r.Budget == "" && err == nil, r.Budget, r.Spent, err
 }
 
 // seedCounter sets a missing counter to the spend PostgreSQL knows. HSETNX
@@ -267,9 +217,10 @@ func (g *Guard) Settle(ctx context.Context, budgets []Budget, requestID string, 
 	return g.settleLocal(ctx, budgets, requestID, n, heldHere)
 }
 
-// settleRedis fills out and reports whether Redis took the settlement.
+// settleRedis is finishScript with budgets only; it fills out and reports
+// whether Redis took the settlement.
 func (g *Guard) settleRedis(ctx context.Context, budgets []Budget, requestID string, actual int64, out []float64) bool {
-	res, err := g.pipe.run(ctx, settleScript, g.budgetKeys(budgets), requestID, actual, counterTTL.Milliseconds()).Int64Slice()
+	res, err := g.finishRedis(ctx, budgets, requestID, actual, nil, nil, 0)
 	if g.failed(ctx, err) {
 		return false
 	}
@@ -277,13 +228,15 @@ func (g *Guard) settleRedis(ctx context.Context, budgets []Budget, requestID str
 	return true
 }
 
-// reseed fills out from a settlement's answer res; where the counter was
-// missing (Redis restarted, or a period began mid-request) it seeds it and
-// settles there again.
+// reseed fills out (when not nil) from a settlement's answer res; where
+// the counter was missing (Redis restarted, or a period began mid-request)
+// it seeds it and settles there again.
 func (g *Guard) reseed(ctx context.Context, budgets []Budget, requestID string, actual int64, res []int64, out []float64) {
 	for i, b := range budgets {
 		if res[i] >= 0 {
-			out[i] = dollars(res[i])
+			if out != nil {
+				out[i] = dollars(res[i])
+			}
 			continue
 		}
 		if err := g.seedCounter(ctx, b); err != nil {
@@ -291,8 +244,8 @@ func (g *Guard) reseed(ctx context.Context, budgets []Budget, requestID string, 
 			g.log.Warn("settle budget: cannot seed counter", "budget", b.Name, "err", err)
 			continue
 		}
-		again, err := g.pipe.run(ctx, settleScript, g.budgetKeys(budgets[i:i+1]), requestID, actual, counterTTL.Milliseconds()).Int64Slice()
-		if !g.failed(ctx, err) && again[0] >= 0 {
+		again, err := g.finishRedis(ctx, budgets[i:i+1], requestID, actual, nil, nil, 0)
+		if !g.failed(ctx, err) && again[0] >= 0 && out != nil {
 			out[i] = dollars(again[0])
 		}
 	}

@@ -273,7 +273,8 @@ func (g *Guard) replay(ctx context.Context) error {
 		}
 		for name, n := range p.spend {
 			hash, held := g.budgetKey(name)
-			settleScript.Eval(ctx, pipe, []string{hash, held}, "", n, counterTTL.Milliseconds())
+			// finishScript on this budget alone, with no reservation to drop
+			finishScript.Eval(ctx, pipe, []string{hash, held}, 1, 0, 0, "", n, counterTTL.Milliseconds(), 0, 0)
 		}
 		return nil
 	})

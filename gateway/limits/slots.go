@@ -13,29 +13,6 @@ type Slot struct {
 	Max  int64
 }
 
-// acquireScript takes one place in every slot for a request, or none.
-// KEYS: one sorted set per slot, member = request id, score = expiry (ms).
-// ARGV: request id, SlotTTL in ms, then each slot's Max.
-// Returns 0 when all were taken, else the 1-based index of a full slot.
-// A request already holding a place keeps it, so a retried Acquire does
-// not count twice.
-var acquireScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local id, ttl = ARGV[1], tonumber(ARGV[2])
-for i, key in ipairs(KEYS) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  if not redis.call('ZSCORE', key, id) and redis.call('ZCARD', key) >= tonumber(ARGV[2 + i]) then
-    return i
-  end
-end
-for _, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now + ttl, id)
-  redis.call('PEXPIRE', key, ttl)
-end
-return 0
-`)
-
 // Acquire takes one slot in each, all or nothing, for request id; it returns the Name of the
 // slot that is full ("" and true when all were taken). Held slots expire after SlotTTL so a
 // crashed request cannot leak them.
@@ -44,18 +21,10 @@ func (g *Guard) Acquire(ctx context.Context, slots []Slot, requestID string) (ok
 		return true, ""
 	}
 	if g.up.Load() {
-		keys := make([]string, len(slots))
-		args := []any{requestID, g.opts.SlotTTL.Milliseconds()}
-		for i, s := range slots {
-			keys[i] = g.slotKey(s.Name)
-			args = append(args, s.Max)
-		}
-		i, err := g.pipe.run(ctx, acquireScript, keys, args...).Int64()
-		if !g.failed(ctx, err) {
-			if i == 0 {
-				return true, ""
-			}
-			return false, slots[i-1].Name
+		// admitScript with slots only; a request already holding a place
+		// keeps it, so a retried Acquire does not count twice.
+		if r, ok, _ := g.admitRedis(ctx, Admission{Slots: slots, RequestID: requestID}); ok {
+			return r.Full == "", r.Full
 		}
 	}
 	return g.acquireLocal(slots, requestID)

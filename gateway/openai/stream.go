@@ -52,7 +52,7 @@ func (c *StreamCopier) Copy(w io.Writer, flush func(), upstream io.Reader) error
 			// caller's SSE parser would fail on both. Only a clean end
 			// after whole lines (a server that omits the last blank line)
 			// passes, completed with the blank line.
-			whole := bytes.HasSuffix(event.Bytes(), []byte("\n")) || isDone(event.Bytes())
+			whole := bytes.HasSuffix(event.Bytes(), newline) || isDone(event.Bytes())
 			if err != io.EOF || !whole {
 				event.Reset()
 			} else if event.Len() > 0 {
