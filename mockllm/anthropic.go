@@ -104,10 +104,10 @@ func (s *server) anthropicAuthed(next http.Handler) http.Handler {
 func (s *server) messages(w http.ResponseWriter, r *http.Request, delay time.Duration) {
 	switch v := r.Header.Get("anthropic-version"); {
 	case v == "":
-		writeAnthropicError(w, anthropicInvalid("anthropic-version: header is required"))
+		writeAnthropicError(w, invalid("anthropic-version: header is required"))
 		return
 	case !anthropicVersions[v]:
-		writeAnthropicError(w, anthropicInvalid(fmt.Sprintf("anthropic-version: %q is not a valid version", v)))
+		writeAnthropicError(w, invalid("anthropic-version: %q is not a valid version", v))
 		return
 	}
 	var req messagesRequest
@@ -148,33 +148,29 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request, delay time.Dur
 	})
 }
 
-func anthropicInvalid(message string) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Message: message, Type: typeInvalidRequest}
-}
-
 // generate validates the request and produces its deterministic answer. The
 // system prompt counts as a leading system turn, so a chat request with one
 // system message gets the same answer and usage as its Messages translation.
 func (req *messagesRequest) generate() (anthropicReply, *apiError) {
 	if req.Model == "" {
-		return anthropicReply{}, anthropicInvalid("model: Field required")
+		return anthropicReply{}, invalid("model: Field required")
 	}
 	if req.MaxTokens == nil {
-		return anthropicReply{}, anthropicInvalid("max_tokens: Field required")
+		return anthropicReply{}, invalid("max_tokens: Field required")
 	}
 	if *req.MaxTokens < 1 {
-		return anthropicReply{}, anthropicInvalid("max_tokens: Input should be greater than or equal to 1")
+		return anthropicReply{}, invalid("max_tokens: Input should be greater than or equal to 1")
 	}
 	if req.Messages == nil {
-		return anthropicReply{}, anthropicInvalid("messages: Field required")
+		return anthropicReply{}, invalid("messages: Field required")
 	}
 	if len(req.Messages) == 0 {
-		return anthropicReply{}, anthropicInvalid("messages: at least one message is required")
+		return anthropicReply{}, invalid("messages: at least one message is required")
 	}
 	var turns []turn
 	system, ok := anthropicText(req.System)
 	if !ok {
-		return anthropicReply{}, anthropicInvalid("system: Input should be a valid string or a list of text blocks")
+		return anthropicReply{}, invalid("system: Input should be a valid string or a list of text blocks")
 	}
 	if system.text != "" {
 		turns = append(turns, turn{role: "system", text: system.text})
@@ -182,11 +178,11 @@ func (req *messagesRequest) generate() (anthropicReply, *apiError) {
 	var lastUser anthropicContent
 	for i, m := range req.Messages {
 		if m.Role != "user" && m.Role != "assistant" {
-			return anthropicReply{}, anthropicInvalid(fmt.Sprintf("messages.%d.role: Input should be 'user' or 'assistant'", i))
+			return anthropicReply{}, invalid("messages.%d.role: Input should be 'user' or 'assistant'", i)
 		}
 		c, ok := anthropicText(m.Content)
 		if !ok || len(m.Content) == 0 || string(m.Content) == "null" {
-			return anthropicReply{}, anthropicInvalid(fmt.Sprintf("messages.%d.content: Input should be a valid string or a list of content blocks", i))
+			return anthropicReply{}, invalid("messages.%d.content: Input should be a valid string or a list of content blocks", i)
 		}
 		turns = append(turns, turn{role: m.Role, text: c.text})
 		if m.Role == "user" {

@@ -214,10 +214,6 @@ func readConverse(w http.ResponseWriter, r *http.Request) (anthropicReply, bool)
 
 const startWithUser = "A conversation must start with a user message. Try again with a conversation that starts with a user message."
 
-func bedrockInvalid(format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Message: fmt.Sprintf(format, args...), Type: typeInvalidRequest}
-}
-
 // generate validates the request as Converse does and produces its
 // deterministic answer. Like Converse, it refuses toolUse and toolResult
 // blocks in a request that declares no tools. Converse's stop reasons are Anthropic's words
@@ -226,15 +222,15 @@ func bedrockInvalid(format string, args ...any) *apiError {
 // system message gets the same answer and usage as its Converse translation.
 func (req *converseRequest) generate() (anthropicReply, *apiError) {
 	if req.Messages == nil {
-		return anthropicReply{}, bedrockInvalid("1 validation error detected: Value null at 'messages' failed to satisfy constraint: Member must not be null")
+		return anthropicReply{}, invalid("1 validation error detected: Value null at 'messages' failed to satisfy constraint: Member must not be null")
 	}
 	if len(req.Messages) == 0 {
-		return anthropicReply{}, bedrockInvalid(startWithUser)
+		return anthropicReply{}, invalid(startWithUser)
 	}
 	maxTokens := 0
 	if ic := req.InferenceConfig; ic != nil && ic.MaxTokens != nil {
 		if *ic.MaxTokens < 1 {
-			return anthropicReply{}, bedrockInvalid("1 validation error detected: Value '%d' at 'inferenceConfig.maxTokens' failed to satisfy constraint: Member must have value greater than or equal to 1", *ic.MaxTokens)
+			return anthropicReply{}, invalid("1 validation error detected: Value '%d' at 'inferenceConfig.maxTokens' failed to satisfy constraint: Member must have value greater than or equal to 1", *ic.MaxTokens)
 		}
 		maxTokens = *ic.MaxTokens
 	}
@@ -247,13 +243,13 @@ func (req *converseRequest) generate() (anthropicReply, *apiError) {
 	for i, m := range req.Messages {
 		switch {
 		case m.Role != "user" && m.Role != "assistant":
-			return anthropicReply{}, bedrockInvalid("1 validation error detected: Value '%s' at 'messages.%d.member.role' failed to satisfy constraint: Member must satisfy enum value set: [user, assistant]", m.Role, i+1)
+			return anthropicReply{}, invalid("1 validation error detected: Value '%s' at 'messages.%d.member.role' failed to satisfy constraint: Member must satisfy enum value set: [user, assistant]", m.Role, i+1)
 		case i == 0 && m.Role != "user":
-			return anthropicReply{}, bedrockInvalid(startWithUser)
+			return anthropicReply{}, invalid(startWithUser)
 		case i > 0 && m.Role == req.Messages[i-1].Role:
-			return anthropicReply{}, bedrockInvalid("A conversation must alternate between user and assistant roles. Make sure the conversation alternates between user and assistant roles and try again.")
+			return anthropicReply{}, invalid("A conversation must alternate between user and assistant roles. Make sure the conversation alternates between user and assistant roles and try again.")
 		case len(m.Content) == 0:
-			return anthropicReply{}, bedrockInvalid("The content field in the Message object at messages.%d is empty. Add a ContentBlock object to the content field and try again.", i)
+			return anthropicReply{}, invalid("The content field in the Message object at messages.%d is empty. Add a ContentBlock object to the content field and try again.", i)
 		}
 		text, hasResult := converseText(m.Content)
 		toolBlocks = toolBlocks || hasResult || slices.ContainsFunc(m.Content, func(b converseBlock) bool { return len(b.ToolUse) > 0 })
@@ -272,7 +268,7 @@ func (req *converseRequest) generate() (anthropicReply, *apiError) {
 		}
 	}
 	if toolBlocks && tool == "" {
-		return anthropicReply{}, bedrockInvalid("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
+		return anthropicReply{}, invalid("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
 	}
 	g := newConversation(turns).answer(maxTokens)
 	reply := anthropicReply{gen: g}

@@ -209,29 +209,25 @@ func (s *server) generateContent(w http.ResponseWriter, r *http.Request, delay t
 	writeJSON(w, http.StatusOK, base)
 }
 
-func googleInvalid(message string) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Message: message, Type: typeInvalidRequest}
-}
-
 // generate validates the request and produces one deterministic reply per
 // candidate. A systemInstruction counts as a leading system turn and role
 // model as assistant, so a chat request gets the same first candidate and
 // usage as its generateContent translation.
 func (req *geminiRequest) generate() ([]geminiReply, geminiUsage, *apiError) {
 	if len(req.Contents) == 0 {
-		return nil, geminiUsage{}, googleInvalid("* GenerateContentRequest.contents: contents is not specified")
+		return nil, geminiUsage{}, invalid("* GenerateContentRequest.contents: contents is not specified")
 	}
 	maxTokens, candidates := 0, 1
 	if gc := req.GenerationConfig; gc != nil {
 		if v := gc.MaxOutputTokens; v != nil {
 			if *v < 1 {
-				return nil, geminiUsage{}, googleInvalid("* GenerateContentRequest.generation_config.max_output_tokens: must be positive")
+				return nil, geminiUsage{}, invalid("* GenerateContentRequest.generation_config.max_output_tokens: must be positive")
 			}
 			maxTokens = *v
 		}
 		if v := gc.CandidateCount; v != nil {
 			if *v < 1 || *v > maxCandidates {
-				return nil, geminiUsage{}, googleInvalid(fmt.Sprintf("* GenerateContentRequest.generation_config.candidate_count: must be between 1 and %d", maxCandidates))
+				return nil, geminiUsage{}, invalid("* GenerateContentRequest.generation_config.candidate_count: must be between 1 and %d", maxCandidates)
 			}
 			candidates = *v
 		}
@@ -252,10 +248,10 @@ func (req *geminiRequest) generate() ([]geminiReply, geminiUsage, *apiError) {
 		case "model":
 			role = "assistant"
 		default:
-			return nil, geminiUsage{}, googleInvalid("Please use a valid role: user, model.")
+			return nil, geminiUsage{}, invalid("Please use a valid role: user, model.")
 		}
 		if len(c.Parts) == 0 {
-			return nil, geminiUsage{}, googleInvalid(fmt.Sprintf("* GenerateContentRequest.contents[%d].parts: contents.parts must not be empty.", i))
+			return nil, geminiUsage{}, invalid("* GenerateContentRequest.contents[%d].parts: contents.parts must not be empty.", i)
 		}
 		text, hasResult := geminiText(c.Parts)
 		turns = append(turns, turn{role: role, text: text})

@@ -176,3 +176,8 @@ func getModel(w http.ResponseWriter, r *http.Request) {
 		Code:    "model_not_found",
 	})
 }
+
+// invalid is a 400 invalid_request_error, as every provider's format maps it.
+func invalid(format string, args ...any) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Message: fmt.Sprintf(format, args...), Type: typeInvalidRequest}
+}
