@@ -144,26 +144,26 @@ func (s *Server) relayTranslated(w http.ResponseWriter, r *http.Request, c *call
 // is still priced.
 func (s *Server) streamTranslated(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response, f wireFormat) *apiError {
 	rc := startStream(w, s, c)
-	var out io.Writer = w
-	guarded := s.guardStream(r.Context(), c, w, func() { rc.Flush() })
-	if guarded != nil {
-		out = guarded
-	}
+	out, end := s.guardStream(r.Context(), c, w, func() { rc.Flush() })
 	usage, err := f.stream(out, func() { rc.Flush() }, resp.Body, c.dep.UpstreamModel, c.req.includeUsage)
-	if guarded != nil {
-		err = guarded.end(err)
-	}
+	err = end(err)
 	c.usage = usage
 	s.endStream(w, r, c, rc, err)
 	return nil
 }
 
-// writeStreamError ends a stream with an error event, as OpenAI does.
+// writeStreamError ends a stream with an upstream_error event, as OpenAI does.
 func writeStreamError(w io.Writer, msg string) {
+	writeStreamEvent(w, &apiError{Message: msg, Type: "upstream_error", Code: "upstream_error"})
+}
+
+// writeStreamEvent writes an error as a server-sent event.
+func writeStreamEvent(w io.Writer, e *apiError) error {
 	var env errorEnvelope
-	env.Error.Message, env.Error.Type, env.Error.Code = msg, "upstream_error", "upstream_error"
+	env.Error.Message, env.Error.Type, env.Error.Code = e.Message, e.Type, e.Code
 	b, _ := json.Marshal(env)
-	fmt.Fprintf(w, "data: %s\n\n", b)
+	_, err := fmt.Fprintf(w, "data: %s\n\n", b)
+	return err
 }
 
 // azureAPIVersion is the Azure OpenAI data-plane version used when the

@@ -42,11 +42,16 @@ type guardedChoice struct {
 	finished bool
 }
 
-func (s *Server) guardStream(ctx context.Context, c *call, w io.Writer, flush func()) *guardedStream {
+// guardStream puts the post-call guardrails that apply between a stream
+// and the caller: the copy writes to out, and end turns the copy's error
+// into the stream's (a guardrail's stop is not a broken stream). Without
+// post-call guardrails out is w itself.
+func (s *Server) guardStream(ctx context.Context, c *call, w io.Writer, flush func()) (out io.Writer, end func(error) error) {
 	if len(c.guards.post) == 0 {
-		return nil
+		return w, func(err error) error { return err }
 	}
-	return &guardedStream{s: s, ctx: ctx, c: c, w: w, flush: flush, choices: map[int]*guardedChoice{}}
+	g := &guardedStream{s: s, ctx: ctx, c: c, w: w, flush: flush, choices: map[int]*guardedChoice{}}
+	return g, g.end
 }
 
 func (g *guardedStream) Write(p []byte) (int, error) {
@@ -304,10 +309,7 @@ func (g *guardedStream) writeChunk(chunk map[string]json.RawMessage, choices []m
 // stop ends the stream with the guardrail's error event.
 func (g *guardedStream) stop() error {
 	g.blocked = true
-	var env errorEnvelope
-	env.Error.Message, env.Error.Type, env.Error.Code = g.err.Message, g.err.Type, g.err.Code
-	b, _ := json.Marshal(env)
-	if _, err := g.w.Write(append(append([]byte("data: "), b...), '\n', '\n')); err != nil {
+	if err := writeStreamEvent(g.w, g.err); err != nil {
 		return err
 	}
 	g.flush()

@@ -397,15 +397,8 @@ func (s *Server) answer(w http.ResponseWriter, c *call, contentType string, stat
 func (s *Server) relayStream(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response) *apiError {
 	rc := startStream(w, s, c)
 	copier := openai.StreamCopier{DropUsageChunk: !c.req.includeUsage}
-	var out io.Writer = w
-	guarded := s.guardStream(r.Context(), c, w, func() { rc.Flush() })
-	if guarded != nil {
-		out = guarded
-	}
-	err := copier.Copy(out, func() { rc.Flush() }, resp.Body)
-	if guarded != nil {
-		err = guarded.end(err)
-	}
+	out, end := s.guardStream(r.Context(), c, w, func() { rc.Flush() })
+	err := end(copier.Copy(out, func() { rc.Flush() }, resp.Body))
 	if copier.HasUsage {
 		c.usage = copier.Usage
 	} else {
