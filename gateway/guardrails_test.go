@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -536,4 +537,51 @@ func TestDuringCallAllows(t *testing.T) {
 	if got := readErr(t, resp); resp.StatusCode != 400 || got.Error.Message != "Guardrail injection blocked this request: it contains PROMPT_INJECTION." {
 		t.Errorf("injection: %d %+v", resp.StatusCode, got.Error)
 	}
+}
+
+// An external guardrail on answers: a whole answer it blocks is withheld
+// and one it masks arrives masked; on a stream it reads the whole answer at
+// the end, so a block ends the stream with an error event and a mask, too
+// late to apply, is recorded as a log hit.
+func TestExternalGuardrailOnAnswers(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	svc := guardService(t)
+	e.guardrail(store.GuardrailSpec{Name: "ext-post", Type: "external", Mode: "post_call", Action: "block",
+		Config: store.JSON(`{"url":"` + svc.URL + `/check","timeout_ms":1000}`)})
+	ask := func(content string, stream bool) *http.Response {
+		return e.post("/v1/chat/completions", `{"model":"gpt-test","stream":`+strconv.FormatBool(stream)+
+			`,"guardrails":["ext-post"],"messages":[{"role":"user","content":"`+content+`"}]}`, bearer(e.key))
+	}
+
+	resp := ask("forbidden plans", false)
+	if got := readErr(t, resp); resp.StatusCode != 400 || got.Error.Code != "content_policy_violation" ||
+		!strings.HasPrefix(got.Error.Message, "Guardrail ext-post withheld the answer: it asks for forbidden things") {
+		t.Errorf("whole answer, block: %d %+v", resp.StatusCode, got.Error)
+	}
+	wantHits(t, e.logOf(resp), store.GuardrailHit{Guardrail: "ext-post", Mode: "post_call", Action: "block", Type: "POLICY", Count: 1})
+
+	resp = ask("my name is Jane", false)
+	var answer struct {
+		Choices []struct{ Message struct{ Content string } }
+	}
+	json.NewDecoder(resp.Body).Decode(&answer)
+	if resp.StatusCode != 200 || len(answer.Choices) != 1 || !strings.Contains(answer.Choices[0].Message.Content, "[PERSON]") ||
+		strings.Contains(answer.Choices[0].Message.Content, "Jane") {
+		t.Errorf("whole answer, mask: %d %+v", resp.StatusCode, answer)
+	}
+	wantHits(t, e.logOf(resp), store.GuardrailHit{Guardrail: "ext-post", Mode: "post_call", Action: "mask", Type: "PERSON", Count: 1})
+
+	resp = ask("forbidden plans", true)
+	got := readStream(t, resp.Body)
+	if got.errEvent == nil || got.errEvent.Error.Code != "content_policy_violation" ||
+		!strings.HasPrefix(got.errEvent.Error.Message, "Guardrail ext-post stopped the answer: it asks for forbidden things") || got.done {
+		t.Errorf("stream, block: error event %+v, done %v", got.errEvent, got.done)
+	}
+	wantHits(t, e.logOf(resp), store.GuardrailHit{Guardrail: "ext-post", Mode: "post_call", Action: "block", Type: "POLICY", Count: 1})
+
+	resp = ask("my name is Jane", true)
+	if got := readStream(t, resp.Body); !got.done || got.errEvent != nil || !strings.Contains(got.content, "Jane") {
+		t.Errorf("stream, mask after the fact: done %v, error %+v, content %q", got.done, got.errEvent, got.content)
+	}
+	wantHits(t, e.logOf(resp), store.GuardrailHit{Guardrail: "ext-post", Mode: "post_call", Action: "log", Type: "PERSON", Count: 1})
 }
